@@ -1,0 +1,35 @@
+# Two entry points: `make run` (the whole workflow on config.yaml, locally) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+# One BLAS/OpenMP thread per process unless a stage asks for more: ranks and jobs give the parallelism.
+export PYTHONUNBUFFERED := 1
+
+CONFIG ?= config.yaml
+RUN_DIR = $(shell $(BIN)/python -c "import yaml,sys; print(yaml.safe_load(open('$(CONFIG)')).get('run_dir','results'))" 2>/dev/null || echo results)
+
+.PHONY: run test venv clean report lint
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,cluster]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+run: venv
+	snakemake --profile profiles/local $(if $(filter-out config.yaml,$(CONFIG)),--configfile $(CONFIG))
+	snakemake --profile profiles/local $(if $(filter-out config.yaml,$(CONFIG)),--configfile $(CONFIG)) --report $(RUN_DIR)/report.html
+	@echo "wm: report written to $(CURDIR)/$(RUN_DIR)/report.html"
+
+test: venv
+	pytest tests
+
+lint: venv
+	snakemake --lint
+
+clean:
+	rm -rf results results-tiny .snakemake

@@ -1,0 +1,29 @@
+# World Models on CarRacing: collect -> V -> M -> C -> evaluate -> report.
+# A table of contents: the rules live in workflow/rules/, one file per stage, each a single `wm` command.
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/collect.smk"
+include: "workflow/rules/vae.smk"
+include: "workflow/rules/mdn.smk"
+include: "workflow/rules/controller.smk"
+include: "workflow/rules/evaluate.smk"
+
+
+report: "workflow/report/workflow.rst"
+
+
+rule all:
+    input:
+        expand(f"{RUN}/eval/{{variant}}/returns.json", variant=VARIANTS),
+    default_target: True
+
+
+onsuccess:
+    print(f"wm: done. Report: snakemake --report {RUN}/report.html (make run writes it)")
+
+
+onerror:
+    print(f"wm: a job failed; its log is under {RUN}/logs/. Rerun the same command to resume.")

@@ -1,0 +1,2 @@
+"""World Models."""
+__version__ = "0.1.0"

@@ -1,0 +1,168 @@
+"""The `wm` command: one subcommand per stage of the pipeline. Parsing and dispatch only."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from wm import __version__
+
+STAGES = """stages, in the order of the data:
+  collect            random-policy rollouts of CarRacing into one Zarr shard
+  data check         validate shards (shapes, counts, checksums, metadata)
+  train-vae          fit V on the frames; fails if V collapses to the mean frame
+  encode             V's (mu, log sigma^2) for every frame of a shard, for M
+  train-mdn          fit M (MDN-RNN) on the latent sequences
+  train-controller   evolve C with CMA-ES in the real environment (resumes from its checkpoint)
+  evaluate           score the agent on held-out tracks
+"""
+
+
+def _config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", action="append", required=True, metavar="YAML",
+                        help="config file; repeat to merge several, later files win (as snakemake --configfile)")
+    parser.add_argument("--override", metavar="JSON", help="a JSON mapping merged over the files (snakemake --config)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wm", description="World Models on CarRacing.", epilog=STAGES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"wm {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("collect", help="collect one shard of random-policy episodes into a Zarr store",
+                       description="Run collect.episodes_per_shard episodes of the random policy and write them "
+                                   "as one Zarr store; the same --shard and config give identical arrays.")
+    _config(p)
+    p.add_argument("--shard", type=int, required=True, help="shard index (0-based); seeds derive from it")
+    p.add_argument("--out", type=Path, required=True, help="the shard's store, e.g. results/data/shard-0000.zarr")
+
+    p = sub.add_parser("data", help="inspect collected data")
+    data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    c = data_sub.add_parser("check", help="validate stores or folders of stores; names each bad one",
+                            description="Read every store in full: layout, dtypes, lengths, checksums, finite "
+                                        "values, metadata. Exits 1 if any store is bad.")
+    c.add_argument("paths", nargs="+", type=Path, help="stores (*.zarr) or folders of them")
+    c.add_argument("--kind", choices=["rollouts", "latents"], default="rollouts")
+
+    p = sub.add_parser("train-vae", help="train V on collected frames",
+                       description="Train the ConvVAE on every frame of the shards; write model.pt, metrics.csv, "
+                                   "summary.json and reconstructions.png to --out. Exits 1 if V does not beat "
+                                   "the mean-frame baseline by vae.guard_max_ratio.")
+    _config(p)
+    p.add_argument("--data", type=Path, nargs="+", required=True, help="rollout shards")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+
+    p = sub.add_parser("encode", help="encode one shard's frames into V's posterior (mu, logvar)")
+    _config(p)
+    p.add_argument("--vae", type=Path, required=True, help="V checkpoint (model.pt)")
+    p.add_argument("--shard", type=Path, required=True, help="rollout shard to encode")
+    p.add_argument("--out", type=Path, required=True, help="latent store to write")
+
+    p = sub.add_parser("train-mdn", help="train M (the MDN-RNN) on latent sequences",
+                       description="Teacher-forced training of the MDN-RNN; z resampled from (mu, logvar) every "
+                                   "batch. Writes model.pt, metrics.csv, summary.json and loss.png to --out.")
+    _config(p)
+    p.add_argument("--latents", type=Path, nargs="+", required=True, help="latent stores from `wm encode`")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+
+    p = sub.add_parser("train-controller", help="evolve C with CMA-ES (resumable)",
+                       description="CMA-ES (pycma) over the linear controller's parameters, fitness measured in "
+                                   "the real environment. Checkpoints every generation to --out/checkpoint.pkl; "
+                                   "rerunning the same command resumes.")
+    _config(p)
+    p.add_argument("--variant", choices=["z_h", "z"], required=True, help="z_h: C sees [z, h]; z: C sees z only")
+    p.add_argument("--vae", type=Path, required=True)
+    p.add_argument("--mdn", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+
+    p = sub.add_parser("evaluate", help="score V + M + C on held-out tracks",
+                       description="Run evaluate.episodes held-out tracks; write returns.json, histogram.png "
+                                   "and episode.gif to --out.")
+    _config(p)
+    p.add_argument("--vae", type=Path, required=True)
+    p.add_argument("--mdn", type=Path, required=True)
+    p.add_argument("--controller", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from wm.config import ConfigError, load_config
+    from wm.rollouts.storage import StoreError
+
+    try:
+        config = load_config(args.config, args.override) if hasattr(args, "config") else None
+        return dispatch(args, config)
+    except (ConfigError, StoreError, FileNotFoundError, ValueError) as exc:
+        print(f"wm {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        print(f"wm {args.command}: failed: {exc}", file=sys.stderr)
+        return 1
+
+
+def dispatch(args, config) -> int:
+    if args.command == "collect":
+        from wm.rollouts.collect import collect_shard
+
+        if not 0 <= args.shard < config["collect"]["shards"]:
+            raise ValueError(f"--shard {args.shard} is outside 0..{config['collect']['shards'] - 1} (collect.shards)")
+        collect_shard(config, args.shard, args.out)
+    elif args.command == "data":
+        return data_check(args.paths, args.kind)
+    elif args.command == "train-vae":
+        from wm.vae.train import train_vae
+
+        train_vae(config, args.data, args.out)
+    elif args.command == "encode":
+        from wm.vae.encode import encode_shard
+
+        encode_shard(config, args.vae, args.shard, args.out)
+    elif args.command == "train-mdn":
+        from wm.mdn.train import train_mdn
+
+        train_mdn(config, args.latents, args.out)
+    elif args.command == "train-controller":
+        from wm.controller.train import train_controller
+
+        train_controller(config, args.variant, args.vae, args.mdn, args.out)
+    elif args.command == "evaluate":
+        from wm.evaluate import evaluate
+
+        evaluate(config, args.vae, args.mdn, args.controller, args.out)
+    return 0
+
+
+def data_check(paths: list[Path], kind: str) -> int:
+    from wm.rollouts.storage import check_store, list_stores
+
+    stores = []
+    for path in paths:
+        if path.suffix == ".zarr" or (path / "zarr.json").exists():
+            stores.append(path)
+        elif path.is_dir():
+            found = list_stores(path)
+            if not found:
+                print(f"{path}: no *.zarr stores in this folder")
+                return 1
+            stores += found
+        else:
+            print(f"{path}: not found")
+            return 1
+    bad = 0
+    for store in stores:
+        problems = check_store(store, kind)
+        for problem in problems:
+            print(f"BAD {problem}")
+        if not problems:
+            print(f"ok  {store}")
+        bad += bool(problems)
+    print(f"{len(stores) - bad} of {len(stores)} stores ok")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""C: the linear controller evolved with CMA-ES."""

@@ -1,0 +1,116 @@
+"""Rollouts of controllers in the real environment, many at once.
+
+A batch of environments steps in lockstep; V's encoder, M's LSTM and the controllers
+run on the whole batch each step (each environment with its own controller
+parameters). Episodes that end drop out of the batch. Everything random in an
+episode (its track, the z noise) comes from that episode's own seeds, so its return
+does not depend on which other episodes share its batch or which process runs it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from wm.controller.model import act
+from wm.envs import make_env, preprocess
+from wm.mdn.model import MDNRNN
+from wm.vae.model import ConvVAE, to_input
+
+
+@dataclass
+class Episode:
+    """One rollout to run: controller parameters, track seed, noise seed."""
+
+    params: np.ndarray
+    track_seed: int
+    noise_seed: int
+
+
+@dataclass
+class EpisodeResult:
+    total_return: float
+    steps: int
+    tiles: int  # track tiles visited
+    ended_by: str  # "terminated", "truncated", "max_steps" or "no_progress"
+    frames: np.ndarray | None = None  # the 96x96 observations, when recorded
+
+
+class WorldModelAgent:
+    """V + M + C for a batch of environments."""
+
+    def __init__(self, vae: ConvVAE, mdn: MDNRNN, inputs: str, z_sample: bool):
+        self.vae, self.mdn, self.inputs, self.z_sample = vae.eval(), mdn.eval(), inputs, z_sample
+
+    @torch.inference_mode()
+    def encode(self, frames: np.ndarray, noise: np.ndarray) -> torch.Tensor:
+        mu, logvar = self.vae.encode(to_input(torch.from_numpy(frames)))
+        if not self.z_sample:
+            return mu
+        return mu + torch.exp(0.5 * logvar) * torch.from_numpy(noise)
+
+    @torch.inference_mode()
+    def act(self, params: torch.Tensor, z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        features = torch.cat([z, h], dim=1) if self.inputs == "z_h" else z
+        return act(params, features)
+
+    @torch.inference_mode()
+    def remember(self, z: torch.Tensor, actions: torch.Tensor, state):
+        return self.mdn.step(z, actions, state)
+
+
+def run_batch(env_id: str, agent: WorldModelAgent, episodes: list[Episode], max_steps: int,
+              no_progress_steps: int = 0, record: bool = False, envs: list | None = None) -> list[EpisodeResult]:
+    """Run every episode to its end, all in lockstep. `envs` may pass environments to reuse."""
+    envs = envs or [make_env(env_id) for _ in episodes]
+    n = len(episodes)
+    obs = np.stack([env.reset(seed=ep.track_seed)[0] for env, ep in zip(envs, episodes)])
+    noise_rngs = [np.random.default_rng(ep.noise_seed) for ep in episodes]
+    params = torch.from_numpy(np.stack([ep.params for ep in episodes]).astype(np.float32))
+    hidden = agent.mdn.hidden
+    state = (torch.zeros(1, n, hidden), torch.zeros(1, n, hidden))
+    h = torch.zeros(n, hidden)
+    returns, steps = np.zeros(n), np.zeros(n, dtype=int)
+    last_tiles, last_progress = np.zeros(n, dtype=int), np.zeros(n, dtype=int)
+    ended_by = [""] * n
+    recorded = [[o] for o in obs] if record else None
+    active = np.arange(n)  # indices of episodes still running; obs, h, state hold their rows only
+    z_dim = agent.vae.z_dim
+    for t in range(max_steps):
+        frames = np.stack([preprocess(o) for o in obs])
+        noise = np.stack([noise_rngs[i].standard_normal(z_dim, dtype=np.float32) for i in active])
+        z = agent.encode(frames, noise)
+        actions = agent.act(params[active], z, h)
+        h, state = agent.remember(z, actions, state)
+        action_array = actions.numpy().astype(np.float64)
+        keep, next_obs = [], []
+        for row, i in enumerate(active):
+            o, reward, terminated, truncated, _ = envs[i].step(action_array[row])
+            returns[i] += reward
+            steps[i] += 1
+            if record:
+                recorded[i].append(o)
+            tiles = envs[i].unwrapped.tile_visited_count
+            if tiles > last_tiles[i]:
+                last_tiles[i], last_progress[i] = tiles, t
+            if terminated or truncated:
+                ended_by[i] = "terminated" if terminated else "truncated"
+            elif no_progress_steps and t - last_progress[i] >= no_progress_steps:
+                ended_by[i] = "no_progress"
+            else:
+                keep.append(row)
+                next_obs.append(o)
+        if not keep:
+            break
+        if len(keep) < len(active):
+            index = torch.tensor(keep)
+            h = h[index]
+            state = (state[0][:, index], state[1][:, index])
+            active = active[keep]
+        obs = np.stack(next_obs)
+    return [
+        EpisodeResult(float(returns[i]), int(steps[i]), int(last_tiles[i]), ended_by[i] or "max_steps",
+                      np.stack(recorded[i]) if record else None)
+        for i in range(n)
+    ]

@@ -1,0 +1,1 @@
+"""M: the MDN-RNN that predicts the next z from z and the action."""

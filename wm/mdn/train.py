@@ -1,0 +1,109 @@
+"""`wm train-mdn`: fit M on V's latents with teacher forcing.
+
+For every batch z is resampled from the stored posterior (z = mu + sigma * eps), so M
+sees V's uncertainty, as in the original code. Outputs (in --out): model.pt,
+metrics.csv (train and validation loss per epoch, and the copy-last-z baseline), loss.png."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from wm.files import load_checkpoint, save_torch, versions, write_csv, write_json
+from wm.mdn.model import MDNRNN, mdn_loss
+from wm.report import plot_curves
+from wm.rollouts.readers import open_stores, sequence_batches, sequence_windows
+from wm.runtime import autocast, setup_torch
+from wm.seeding import derive_seed, rng
+
+
+def batch_loss(model: MDNRNN, batch: dict, device, generator: torch.Generator | None = None) -> tuple[torch.Tensor, float]:
+    """MDN loss of one batch, and the mean squared error of the copy-last-z baseline on it."""
+    mu, logvar = (torch.from_numpy(batch[k]).to(device) for k in ("mu", "logvar"))
+    noise = torch.randn(mu.shape, generator=generator).to(device)
+    z = mu + torch.exp(0.5 * logvar) * noise
+    actions = torch.from_numpy(batch["actions"]).to(device)
+    mask = torch.from_numpy(batch["mask"]).to(device)
+    with autocast(device):
+        (log_weights, means, log_stds), _ = model(z[:, :-1], actions)
+    loss = mdn_loss(log_weights.float(), means.float(), log_stds.float(), z[:, 1:], mask)
+    copy_error = ((z[:, 1:] - z[:, :-1]).pow(2).mean(-1) * mask).sum() / mask.sum().clamp(min=1)
+    return loss, copy_error.item()
+
+
+def train_mdn(config: dict, latents: list[Path], out: Path) -> None:
+    settings = config["mdn"]
+    device = setup_torch(config, derive_seed(config["seed"], "mdn"))
+    stores = open_stores(latents, "latents")
+    z_dim = stores[0].attrs["z_dim"]
+    windows = sequence_windows(stores, settings["seq_len"])
+    stream = rng(config["seed"], "mdn")
+    stream.shuffle(windows)
+    # Hold out ~5% of the windows (at least one) to watch for overfitting.
+    held = max(1, len(windows) // 20) if len(windows) > 1 else 0
+    validation, training = windows[:held], windows[held:]
+    model = MDNRNN(z_dim, hidden=settings["hidden"], gaussians=settings["gaussians"]).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings["learning_rate"])
+    generator = torch.Generator().manual_seed(derive_seed(config["seed"], "mdn", 1) % 2**63)
+    batches = math.ceil(len(training) / settings["batch_size"])
+    print(f"train-mdn: {len(training)} training and {len(validation)} validation windows of "
+          f"{settings['seq_len']} steps, {settings['epochs']} epochs on {device}")
+
+    rows, start = [], time.perf_counter()
+    for epoch in range(settings["epochs"]):
+        model.train()
+        losses = []
+        bar = tqdm(sequence_batches(stores, training, settings["seq_len"], settings["batch_size"], stream),
+                   total=batches, desc=f"mdn epoch {epoch + 1}/{settings['epochs']}", mininterval=2)
+        for batch in bar:
+            loss, _ = batch_loss(model, batch, device, generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_value_(model.parameters(), settings["grad_clip"])
+            optimizer.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        val_loss, copy_error = evaluate_windows(model, stores, validation, settings, device, generator)
+        rows.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "validation_loss": val_loss,
+                     "copy_last_z_mse": copy_error, "seconds": round(time.perf_counter() - start, 2)})
+        print(f"mdn epoch {epoch + 1}: train {rows[-1]['train_loss']:.4f} validation {val_loss:.4f}")
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(out / "metrics.csv", rows)
+    plot_curves(rows, "epoch", ["train_loss", "validation_loss"], out / "loss.png",
+                "M: mixture negative log-likelihood per z dimension", "loss (nats)")
+    write_json(out / "summary.json", {"windows": len(windows), "epochs": settings["epochs"],
+                                      "seconds": round(time.perf_counter() - start, 1), "final": rows[-1]})
+    save_torch(out / "model.pt", {
+        "kind": "mdn", "z_dim": z_dim, "hidden": settings["hidden"], "gaussians": settings["gaussians"],
+        "state_dict": model.cpu().state_dict(), "config": settings, "versions": versions(),
+    })
+    print(f"train-mdn: wrote {out / 'model.pt'}")
+
+
+@torch.inference_mode()
+def evaluate_windows(model, stores, windows, settings, device, generator) -> tuple[float, float]:
+    if not windows:
+        return float("nan"), float("nan")
+    model.eval()
+    losses, copies = [], []
+    for batch in sequence_batches(stores, windows, settings["seq_len"], settings["batch_size"], None):
+        loss, copy_error = batch_loss(model, batch, device, generator)
+        losses.append(loss.item())
+        copies.append(copy_error)
+    return float(np.mean(losses)), float(np.mean(copies))
+
+
+def load_mdn(path: str | Path, device: torch.device | str = "cpu") -> MDNRNN:
+    checkpoint = load_checkpoint(path, "mdn")
+    model = MDNRNN(checkpoint["z_dim"], hidden=checkpoint["hidden"], gaussians=checkpoint["gaussians"])
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: MDN-RNN weights do not fit the model ({str(exc).splitlines()[0]})") from None
+    return model.to(device).eval()

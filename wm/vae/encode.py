@@ -1,0 +1,49 @@
+"""`wm encode`: V's posterior (mu, log sigma^2) for every frame of a shard, stored beside the
+actions so that M can resample z for every batch, as the original code does."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from wm.rollouts.storage import open_store, write_store
+from wm.runtime import setup_torch
+from wm.vae.model import to_input
+from wm.vae.train import load_vae
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+@torch.inference_mode()
+def encode_shard(config: dict, vae_path: Path, shard: Path, out: Path, batch: int = 500) -> None:
+    device = setup_torch(config, 0)
+    model = load_vae(vae_path, device)
+    source = open_store(shard, "rollouts")
+    episodes, steps = source.group["actions"].shape[:2]
+    z_dim = model.z_dim
+    arrays = {
+        "mu": np.zeros((episodes, steps, z_dim), np.float32),
+        "logvar": np.zeros((episodes, steps, z_dim), np.float32),
+        "actions": np.zeros((episodes, steps, 3), np.float32),
+        "rewards": np.zeros((episodes, steps), np.float32),
+        "terminated": np.zeros((episodes, steps), bool),
+    }
+    for e in range(episodes):
+        episode = source.episode(e)
+        length = len(episode["actions"])
+        for b in range(0, length, batch):
+            mu, logvar = model.encode(to_input(torch.from_numpy(episode["frames"][b : b + batch]).to(device)))
+            arrays["mu"][e, b : b + len(mu)] = mu.cpu().numpy()
+            arrays["logvar"][e, b : b + len(mu)] = logvar.cpu().numpy()
+        for name in ("actions", "rewards", "terminated"):
+            arrays[name][e, :length] = episode[name]
+    write_store(out, "latents", arrays, source.lengths, {
+        "source": str(shard), "vae": {"path": str(vae_path), "sha256": file_digest(vae_path)}, "z_dim": z_dim,
+        "seeds": source.attrs["seeds"],
+    })
+    print(f"encode: wrote {out} ({source.frames} frames)")

@@ -1,0 +1,127 @@
+"""`wm train-vae`: fit V on every collected frame, then check it did not collapse.
+
+Outputs (in --out): model.pt, metrics.csv (one row per logging interval), summary.json
+(final losses and the collapse guard's numbers), reconstructions.png."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from wm.files import save_torch, versions, write_csv, write_json
+from wm.report import plot_reconstructions
+from wm.rollouts.readers import frame_batches, open_stores, sample_frames
+from wm.runtime import autocast, setup_torch
+from wm.seeding import derive_seed, rng
+from wm.vae.model import ConvVAE, to_input, vae_loss
+
+
+class CollapseError(RuntimeError):
+    """V reconstructs no better than always drawing the mean frame (the failed reproduction's bug)."""
+
+
+@torch.inference_mode()
+def reconstruction_error(model: ConvVAE, frames: np.ndarray, device: torch.device, batch: int = 256) -> float:
+    """Mean per-image sum of squared error of decode(mu) on frames in [0, 1]."""
+    model.eval()
+    total = 0.0
+    for b in range(0, len(frames), batch):
+        x = to_input(torch.from_numpy(frames[b : b + batch]).to(device))
+        mu, _ = model.encode(x)
+        total += (model.decode(mu) - x).pow(2).sum().item()
+    return total / len(frames)
+
+
+def mean_frame_error(frames: np.ndarray) -> float:
+    """The same error for a model that always outputs the mean of these frames."""
+    x = frames.astype(np.float64) / 255.0
+    return float(((x - x.mean(axis=0)) ** 2).sum(axis=(1, 2, 3)).mean())
+
+
+def collapse_guard(model, frames, device, max_ratio: float) -> dict:
+    vae_error = reconstruction_error(model, frames, device)
+    baseline = mean_frame_error(frames)
+    return {"vae_error": vae_error, "mean_frame_error": baseline, "ratio": vae_error / baseline,
+            "max_ratio": max_ratio, "passed": vae_error / baseline < max_ratio}
+
+
+def train_vae(config: dict, data: list[Path], out: Path) -> None:
+    settings = config["vae"]
+    device = setup_torch(config, derive_seed(config["seed"], "vae"))
+    stores = open_stores(data, "rollouts")
+    total_frames = sum(s.frames for s in stores)
+    batches_per_epoch = math.ceil(total_frames / settings["batch_size"])
+    model = ConvVAE(settings["z_dim"]).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings["learning_rate"])
+    stream = rng(config["seed"], "vae")
+    print(f"train-vae: {total_frames} frames in {len(stores)} shards, {settings['epochs']} epochs on {device}")
+
+    rows, step, start = [], 0, time.perf_counter()
+    log_every = max(1, batches_per_epoch // 10)
+    for epoch in range(settings["epochs"]):
+        model.train()
+        sums = np.zeros(3)
+        count = 0
+        bar = tqdm(frame_batches(stores, settings["batch_size"], settings["shuffle_episodes"], stream),
+                   total=batches_per_epoch, desc=f"vae epoch {epoch + 1}/{settings['epochs']}", mininterval=2)
+        for frames in bar:
+            x = to_input(torch.from_numpy(frames).to(device, non_blocking=True))
+            with autocast(device):
+                recon, mu, logvar = model(x)
+            loss, recon_term, kl = vae_loss(recon.float(), x, mu.float(), logvar.float(), settings["kl_tolerance"])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            sums += [loss.item(), recon_term.item(), kl.item()]
+            count += 1
+            if step % log_every == 0 or count == batches_per_epoch:
+                rows.append({"epoch": epoch + 1, "step": step, "loss": sums[0] / count,
+                             "reconstruction": sums[1] / count, "kl": sums[2] / count,
+                             "seconds": round(time.perf_counter() - start, 2)})
+                bar.set_postfix(loss=f"{sums[0] / count:.1f}", kl=f"{sums[2] / count:.1f}")
+                sums[:] = 0
+                count = 0
+    elapsed = time.perf_counter() - start
+
+    sample = sample_frames(stores, config["vae"]["guard_frames"], stream)
+    guard = collapse_guard(model, sample, device, settings["guard_max_ratio"])
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(out / "metrics.csv", rows)
+    plot_reconstructions(model, sample[:8], device, out / "reconstructions.png")
+    write_json(out / "summary.json", {
+        "frames": total_frames, "epochs": settings["epochs"], "steps": step, "seconds": round(elapsed, 1),
+        "frames_per_second": round(total_frames * settings["epochs"] / elapsed, 1),
+        "final": rows[-1] if rows else None, "collapse_guard": guard, "device": str(device),
+    })
+    print(f"train-vae: reconstruction error {guard['vae_error']:.1f} vs mean-frame baseline "
+          f"{guard['mean_frame_error']:.1f} (ratio {guard['ratio']:.3f}, must be < {guard['max_ratio']})")
+    if not guard["passed"]:
+        raise CollapseError(
+            f"V collapsed: its reconstruction error is {guard['ratio']:.2f} x that of always drawing the mean frame "
+            f"(limit vae.guard_max_ratio = {guard['max_ratio']}); see {out / 'reconstructions.png'}. "
+            "Train longer (vae.epochs), collect more varied data, or check the loss.")
+    save_torch(out / "model.pt", {
+        "kind": "vae", "z_dim": settings["z_dim"], "state_dict": model.cpu().state_dict(),
+        "config": settings, "collapse_guard": guard, "versions": versions(),
+    })
+    print(f"train-vae: wrote {out / 'model.pt'}")
+
+
+def load_vae(path: str | Path, device: torch.device | str = "cpu") -> ConvVAE:
+    from wm.files import load_checkpoint
+
+    checkpoint = load_checkpoint(path, "vae")
+    model = ConvVAE(checkpoint["z_dim"])
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: VAE weights do not fit the model ({str(exc).splitlines()[0]})") from None
+    return model.to(device).eval()

@@ -1,0 +1,17 @@
+rule collect:
+    """One shard of random-policy rollouts (a SLURM array job on a cluster)."""
+    output:
+        directory(f"{RUN}/data/shard-{{shard}}.zarr"),
+    conda:
+        "../../envs/wm.yaml"
+    log:
+        f"{RUN}/logs/collect/{{shard}}.log",
+    params:
+        wm_config=WM_CONFIG,
+        settings=config["collect"] | {"env": config["env"]["id"], "seed": config["seed"]},
+        shard=lambda wildcards: int(wildcards.shard),
+    resources:
+        runtime=60,
+        mem_mb=2000,
+    shell:
+        "wm collect {params.wm_config} --shard {params.shard} --out {output} > {log} 2>&1"

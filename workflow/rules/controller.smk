@@ -1,0 +1,28 @@
+rule train_controller:
+    """C: CMA-ES as one MPI job, rank 0 the optimizer; resumes from its checkpoint after a failure."""
+    input:
+        vae=f"{RUN}/vae/model.pt",
+        mdn=f"{RUN}/mdn/model.pt",
+    output:
+        controller=f"{RUN}/controller/{{variant}}/controller.pt",
+        log=f"{RUN}/controller/{{variant}}/log.csv",
+        curve=report(f"{RUN}/controller/{{variant}}/curve.png", caption="../report/cma_curve.rst",
+                     category="3. C", subcategory="{variant}"),
+    conda:
+        "../../envs/wm.yaml"
+    log:
+        f"{RUN}/logs/train_controller/{{variant}}.log",
+    params:
+        wm_config=WM_CONFIG,
+        settings=config["controller"] | {"env": config["env"]["id"], "seed": config["seed"]},
+        out=lambda wildcards, output: os.path.dirname(output.controller),
+    threads: config["controller"]["ranks"]
+    resources:
+        mpi="mpiexec",
+        tasks=config["controller"]["ranks"],
+        runtime=10080,
+        mem_mb_per_cpu=2000,
+    shell:
+        "{resources.mpi} -n {resources.tasks} "
+        "wm train-controller {params.wm_config} --variant {wildcards.variant} "
+        "--vae {input.vae} --mdn {input.mdn} --out {params.out} > {log} 2>&1"

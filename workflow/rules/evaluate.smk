@@ -1,0 +1,24 @@
+rule evaluate:
+    """The agent on held-out tracks of gymnasium's CarRacing-v3."""
+    input:
+        vae=f"{RUN}/vae/model.pt",
+        mdn=f"{RUN}/mdn/model.pt",
+        controller=f"{RUN}/controller/{{variant}}/controller.pt",
+    output:
+        returns=f"{RUN}/eval/{{variant}}/returns.json",
+        histogram=report(f"{RUN}/eval/{{variant}}/histogram.png", caption="../report/histogram.rst",
+                         category="4. Evaluation", subcategory="{variant}"),
+    conda:
+        "../../envs/wm.yaml"
+    log:
+        f"{RUN}/logs/evaluate/{{variant}}.log",
+    params:
+        wm_config=WM_CONFIG,
+        settings=config["evaluate"] | {"env": config["env"]["id"], "seed": config["seed"]},
+        out=lambda wildcards, output: os.path.dirname(output.returns),
+    resources:
+        runtime=600,
+        mem_mb=4000,
+    shell:
+        "wm evaluate {params.wm_config} --vae {input.vae} --mdn {input.mdn} --controller {input.controller} "
+        "--out {params.out} > {log} 2>&1"

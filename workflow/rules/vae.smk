@@ -1,0 +1,44 @@
+rule train_vae:
+    """V: the ConvVAE on every collected frame (GPU when present), with the collapse guard."""
+    input:
+        expand(f"{RUN}/data/shard-{{shard}}.zarr", shard=SHARDS),
+    output:
+        model=f"{RUN}/vae/model.pt",
+        metrics=f"{RUN}/vae/metrics.csv",
+        summary=f"{RUN}/vae/summary.json",
+        reconstructions=report(f"{RUN}/vae/reconstructions.png", caption="../report/reconstructions.rst",
+                               category="1. V"),
+    conda:
+        "../../envs/wm.yaml"
+    log:
+        f"{RUN}/logs/train_vae.log",
+    params:
+        wm_config=WM_CONFIG,
+        settings=config["vae"],
+        out=lambda wildcards, output: os.path.dirname(output.model),
+    threads: workflow.cores
+    resources:
+        runtime=720,
+        mem_mb=16000,
+    shell:
+        "wm train-vae {params.wm_config} --data {input} --out {params.out} > {log} 2>&1"
+
+
+rule encode:
+    """V's posterior (mu, log sigma^2) for every frame of one shard."""
+    input:
+        vae=f"{RUN}/vae/model.pt",
+        shard=f"{RUN}/data/shard-{{shard}}.zarr",
+    output:
+        directory(f"{RUN}/latents/shard-{{shard}}.zarr"),
+    conda:
+        "../../envs/wm.yaml"
+    log:
+        f"{RUN}/logs/encode/{{shard}}.log",
+    params:
+        wm_config=WM_CONFIG,
+    resources:
+        runtime=30,
+        mem_mb=2000,
+    shell:
+        "wm encode {params.wm_config} --vae {input.vae} --shard {input.shard} --out {output} > {log} 2>&1"
