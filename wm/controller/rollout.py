@@ -21,11 +21,14 @@ from wm.vae.model import ConvVAE, to_input
 
 @dataclass
 class Episode:
-    """One rollout to run: controller parameters, track seed, noise seed."""
+    """One rollout to run: controller parameters, track seed, noise seed, and which
+    (candidate, rollout) of a generation it is, for error messages and bookkeeping."""
 
     params: np.ndarray
     track_seed: int
     noise_seed: int
+    candidate: int = 0
+    rollout: int = 0
 
 
 @dataclass

@@ -19,6 +19,7 @@ import cma
 import numpy as np
 import torch
 
+from wm.controller.distributed import MPIEvaluator, mpi_world, serve
 from wm.controller.evaluator import ChunkRunner, LocalEvaluator, RolloutSettings
 from wm.controller.model import controller_inputs, l2_penalty, parameter_count
 from wm.controller.rollout import WorldModelAgent
@@ -31,7 +32,7 @@ from wm.vae.train import load_vae
 
 VARIANTS = ["z_h", "z"]
 LOG_FIELDS = ["generation", "best", "mean", "worst", "std", "sigma", "best_so_far", "heldout_mean",
-              "heldout_std", "seconds", "frames"]
+              "heldout_std", "seconds", "frames", "ranks", "utilization"]
 
 
 def fingerprint(config: dict, variant: str, vae_path: Path, mdn_path: Path) -> dict:
@@ -104,7 +105,12 @@ def run_generations(config: dict, variant: str, evaluator, state: dict, checkpoi
         candidates = np.asarray(es.ask())
         tracks = [derive_seed(config["seed"], "train_track", generation, r) for r in range(settings["rollouts"])]
         noises = [derive_seed(config["seed"], "rollout_noise", generation, r) for r in range(settings["rollouts"])]
-        returns, frames = evaluator.evaluate(candidates, tracks, noises, training=True)
+        busy_before = sum(evaluator.busy_seconds())
+        wall_before = time.perf_counter()
+        returns, results = evaluator.evaluate(candidates, tracks, noises, training=True)
+        frames = sum(r.steps for r in results)
+        # Share of the ranks' time spent running rollouts during this generation's evaluation.
+        utilization = (sum(evaluator.busy_seconds()) - busy_before) / (evaluator.ranks * (time.perf_counter() - wall_before))
         fitness = returns.mean(axis=1) - np.array([l2_penalty(c, settings["l2_coefficient"]) for c in candidates])
         es.tell(list(candidates), list(-fitness))  # pycma minimises
         if fitness.max() > state["best_fitness"]:
@@ -112,7 +118,8 @@ def run_generations(config: dict, variant: str, evaluator, state: dict, checkpoi
         row = {"generation": generation + 1, "best": fitness.max(), "mean": fitness.mean(), "worst": fitness.min(),
                "std": fitness.std(), "sigma": es.sigma, "best_so_far": state["best_fitness"],
                "heldout_mean": float("nan"), "heldout_std": float("nan"),
-               "seconds": round(time.perf_counter() - start, 2), "frames": frames}
+               "seconds": round(time.perf_counter() - start, 2), "frames": frames,
+               "ranks": evaluator.ranks, "utilization": round(utilization, 4)}
         if settings["eval_every"] and (generation + 1) % settings["eval_every"] == 0:
             solution = chosen_solution(state, settings["eval_solution"])
             held, _ = evaluator.evaluate(solution[None], *heldout_seeds(config, settings["eval_episodes"]),
@@ -125,7 +132,7 @@ def run_generations(config: dict, variant: str, evaluator, state: dict, checkpoi
         print(f"[{variant}] gen {generation + 1}/{settings['generations']}: best {row['best']:.1f} "
               f"mean {row['mean']:.1f} worst {row['worst']:.1f} sigma {es.sigma:.4f}"
               + (f" held-out {row['heldout_mean']:.1f} +- {row['heldout_std']:.1f}" if row["heldout_mean"] == row["heldout_mean"] else "")
-              + f" ({row['seconds']:.0f} s, {frames} frames)", flush=True)
+              + f" ({row['seconds']:.0f} s, {frames} frames, {evaluator.ranks} ranks {utilization:.0%} busy)", flush=True)
     return state
 
 
@@ -134,20 +141,35 @@ def chosen_solution(state: dict, which: str) -> np.ndarray:
 
 
 def train_controller(config: dict, variant: str, vae_path: Path, mdn_path: Path, out: Path) -> None:
+    """Under `mpiexec -n N` (or srun) rank 0 runs CMA-ES and all ranks evaluate; alone, one process does both."""
     if config["torch_threads"] == 0:
         torch.set_num_threads(1)  # parallelism comes from ranks; one thread each is fastest per core
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint = out / "checkpoint.pkl"
-    expected = fingerprint(config, variant, vae_path, mdn_path)
-    state = load_checkpoint(checkpoint, expected)
-    if state is None:
-        state = new_state(config, variant, expected)
-    else:
-        print(f"train-controller: resuming {checkpoint} at generation {state['generation']}")
-    evaluator = LocalEvaluator(build_runner(config, variant, vae_path, mdn_path))
-    state = run_generations(config, variant, evaluator, state, checkpoint)
-    evaluator.close()
-    write_outputs(config, variant, state, out)
+    settings = config["controller"]
+    comm = mpi_world()
+    if comm is not None and comm.Get_rank() != 0:
+        serve(comm, build_runner(config, variant, vae_path, mdn_path), settings["worker_timeout"])
+        return
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        checkpoint = out / "checkpoint.pkl"
+        expected = fingerprint(config, variant, vae_path, mdn_path)
+        state = load_checkpoint(checkpoint, expected)
+        if state is None:
+            state = new_state(config, variant, expected)
+        else:
+            print(f"train-controller: resuming {checkpoint} at generation {state['generation']}", flush=True)
+        runner = build_runner(config, variant, vae_path, mdn_path)
+        evaluator = LocalEvaluator(runner) if comm is None else MPIEvaluator(comm, runner, settings["worker_timeout"])
+        print(f"train-controller: {evaluator.ranks} rank(s), {parameter_count(variant)} parameters, "
+              f"population {settings['popsize']} x {settings['rollouts']} rollouts", flush=True)
+        state = run_generations(config, variant, evaluator, state, checkpoint)
+        evaluator.close()
+        write_outputs(config, variant, state, out)
+    except BaseException as exc:
+        if comm is None:
+            raise
+        print(f"wm train-controller: failed: {exc}", flush=True)
+        comm.Abort(1)
 
 
 def write_outputs(config: dict, variant: str, state: dict, out: Path) -> None:

@@ -1,0 +1,148 @@
+"""CMA-ES: the same fitness sequence with 1, 2 or 3 MPI ranks; resume after a kill reproduces an
+uninterrupted run exactly; failures end the job promptly and name the rank, candidate and seed."""
+
+import csv
+import os
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+from conftest import BIN, REPO, tiny_args, wm
+from wm.config import load_config
+from wm.controller.evaluator import ChunkRunner, RolloutError, RolloutSettings
+from wm.controller.rollout import Episode, WorldModelAgent
+from wm.mdn.train import load_mdn
+from wm.vae.train import load_vae
+
+FITNESS = ["generation", "best", "mean", "worst", "std", "sigma", "heldout_mean"]
+
+
+def fitness_log(folder):
+    with open(folder / "log.csv") as f:
+        return [{k: row[k] for k in FITNESS} for row in csv.DictReader(f)]
+
+
+def train(tiny_run, out, ranks=1, extra=(), **kwargs):
+    cmd = [str(BIN / "mpiexec"), "-n", str(ranks), str(BIN / "wm"), "train-controller", *tiny_args(), *extra,
+           "--variant", "z_h", "--vae", str(tiny_run / "vae" / "model.pt"),
+           "--mdn", str(tiny_run / "mdn" / "model.pt"), "--out", str(out)]
+    return cmd if kwargs.get("command_only") else subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
+                                                                 timeout=600)
+
+
+@pytest.fixture(scope="module")
+def longer(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cfg") / "longer.yaml"
+    path.write_text("controller: {generations: 4, max_steps: 40, eval_every: 2}\n")
+    return ["--config", str(path)]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_run, longer, tmp_path_factory):
+    out = tmp_path_factory.mktemp("uninterrupted")
+    result = train(tiny_run, out, ranks=1, extra=longer)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return out
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_ranks_give_the_same_fitness_sequence(tiny_run, longer, uninterrupted, tmp_path, ranks):
+    result = train(tiny_run, tmp_path, ranks=ranks, extra=longer)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{ranks} rank(s)" in result.stdout
+    assert fitness_log(tmp_path) == fitness_log(uninterrupted)
+    with open(tmp_path / "log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert all(int(r["ranks"]) == ranks and 0 < float(r["utilization"]) <= 1.0 for r in rows)
+
+
+def test_killed_run_resumes_to_the_same_result(tiny_run, longer, uninterrupted, tmp_path):
+    proc = subprocess.Popen(train(tiny_run, tmp_path, ranks=2, extra=longer, command_only=True), cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    checkpoint = tmp_path / "checkpoint.pkl"
+    deadline = time.monotonic() + 300
+    while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # mpiexec and every rank, mid-run
+    proc.wait()
+    assert checkpoint.exists() and not (tmp_path / "controller.pt").exists()
+    resumed = train(tiny_run, tmp_path, ranks=2, extra=longer)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "resuming" in resumed.stdout
+    assert fitness_log(tmp_path) == fitness_log(uninterrupted)
+
+
+def test_checkpoint_from_another_config_is_refused(tiny_run, longer, uninterrupted, tmp_path):
+    import shutil
+
+    shutil.copy(uninterrupted / "checkpoint.pkl", tmp_path / "checkpoint.pkl")
+    other = tmp_path / "other.yaml"
+    other.write_text("controller: {popsize: 6}\n")
+    result = train(tiny_run, tmp_path, ranks=1, extra=[*longer, "--config", str(other)])
+    assert result.returncode != 0
+    assert "checkpoint is from another configuration" in result.stdout + result.stderr
+    assert '"popsize": [4, 6]' in result.stdout + result.stderr
+
+
+def test_crashing_rollout_names_candidate_and_seed(tiny_run):
+    config = load_config(tiny_args()[1::2])
+    agent = WorldModelAgent(load_vae(tiny_run / "vae" / "model.pt"), load_mdn(tiny_run / "mdn" / "model.pt"),
+                            "z_h", True)
+    runner = ChunkRunner(agent, RolloutSettings("CarRacing-v3", 20, 0, 2))
+    broken = Episode(np.full(867, np.nan), track_seed=1234, noise_seed=1, candidate=7, rollout=3)
+    with pytest.raises(RolloutError, match="candidate 7 rollout 3 track seed 1234"):
+        runner.run([broken])
+
+
+def test_worker_failure_ends_the_job_naming_the_rank(tiny_run, tmp_path):
+    """A rollout that crashes on a worker rank aborts the whole MPI job with the rank named."""
+    script = tmp_path / "fail.py"
+    script.write_text(f"""
+import numpy as np, sys
+from mpi4py import MPI
+from wm.config import load_config
+from wm.controller.distributed import MPIEvaluator, serve
+from wm.controller.train import build_runner
+config = load_config({tiny_args()[1::2]!r})
+runner = build_runner(config, "z_h", {str(tiny_run / "vae" / "model.pt")!r}, {str(tiny_run / "mdn" / "model.pt")!r})
+comm = MPI.COMM_WORLD
+if comm.Get_rank() != 0:
+    serve(comm, runner, 60)
+    sys.exit(0)
+runner.run = lambda chunk, training=True: __import__("time").sleep(30)  # rank 0 leaves the chunks to rank 1
+try:
+    MPIEvaluator(comm, runner, 60).evaluate(np.full((2, 867), np.nan), [11, 12], [1, 2])
+except Exception as exc:
+    print("FAILED:", exc, flush=True)
+    comm.Abort(1)
+""")
+    start = time.monotonic()
+    result = subprocess.run([str(BIN / "mpiexec"), "-n", "2", str(BIN / "python"), str(script)], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "FAILED: rank 1: a rollout raised ValueError" in result.stdout
+    assert "track seed 11" in result.stdout
+    assert time.monotonic() - start < 60
+
+
+def test_a_killed_rank_ends_the_job_and_a_rerun_resumes(tiny_run, longer, tmp_path):
+    proc = subprocess.Popen(train(tiny_run, tmp_path, ranks=3, extra=longer, command_only=True), cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not (tmp_path / "checkpoint.pkl").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    ranks = subprocess.run(["pgrep", "-s", str(proc.pid), "-f", "wm train-controller"], capture_output=True,
+                           text=True).stdout.split()
+    victim = max(int(p) for p in ranks)  # the last rank started
+    os.kill(victim, signal.SIGKILL)
+    start = time.monotonic()
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert time.monotonic() - start < 60, "the job did not end promptly after a rank died"
+    assert "KILLED" in output or "rank" in output
+    resumed = train(tiny_run, tmp_path, ranks=3, extra=longer)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "resuming" in resumed.stdout

@@ -1,0 +1,148 @@
+"""CMA-ES as one MPI job: rank 0 owns the optimizer, every rank evaluates.
+
+Rank 0 cuts a generation into chunks (see evaluator.py) and serves them one at a time
+to whichever rank asks next, so fast ranks take more and none idles while work
+remains; rank 0 evaluates chunks too, while a dispatcher thread serves the others.
+Waiting is done by polling with short sleeps, not MPI's busy-wait, so an
+oversubscribed node (more ranks than cores) still makes progress.
+
+Failures end the job within a bounded time: a rollout that raises is reported to rank
+0 with its rank, candidate and seed; a rank that stops answering for
+`controller.worker_timeout` seconds is named, and rank 0 aborts the whole job. Rerunning
+the command resumes from the last checkpoint."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from wm.controller.evaluator import ChunkRunner, make_chunks, returns_matrix
+
+POLL_SECONDS = 0.002
+TAG_WORK, TAG_STOP, TAG_RESULT, TAG_ERROR = 1, 2, 3, 4
+
+
+def mpi_world():
+    """COMM_WORLD when launched with several ranks, else None (plain single process)."""
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    return comm if comm.Get_size() > 1 else None
+
+
+def wait_for_message(comm, source: int, timeout: float, what: str):
+    """Poll (without spinning a core) until a message from `source` arrives; returns its status."""
+    from mpi4py import MPI
+
+    status = MPI.Status()
+    deadline = time.monotonic() + timeout
+    while not comm.Iprobe(source=source, tag=MPI.ANY_TAG, status=status):
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(POLL_SECONDS)
+    return status
+
+
+class RankFailure(RuntimeError):
+    """A rank raised or went silent; the message names it."""
+
+
+class MPIEvaluator:
+    """Rank 0's side: the same interface as LocalEvaluator."""
+
+    def __init__(self, comm, runner: ChunkRunner, worker_timeout: float):
+        self.comm, self.runner, self.timeout = comm, runner, worker_timeout
+        self.ranks = comm.Get_size()
+        self.worker_busy = np.zeros(self.ranks)
+
+    def evaluate(self, candidates, track_seeds, noise_seeds, training=True):
+        chunks = make_chunks(candidates, track_seeds, noise_seeds, self.runner.settings.envs_per_batch)
+        results: list = [None] * len(chunks)
+        lock = threading.Lock()
+        queue = list(range(len(chunks)))
+        failure: list[BaseException] = []
+
+        def take():
+            with lock:
+                return queue.pop(0) if queue and not failure else None
+
+        dispatcher = threading.Thread(target=self._dispatch, args=(chunks, training, take, results, failure),
+                                      daemon=True)
+        dispatcher.start()
+        try:
+            while (index := take()) is not None:
+                results[index] = self.runner.run(chunks[index], training)
+        except BaseException as exc:
+            failure.append(RankFailure(f"rank 0: {exc}"))
+        dispatcher.join()
+        if failure:
+            raise failure[0]
+        flat = [r for chunk_results in results for r in chunk_results]
+        return returns_matrix(flat, len(candidates), len(track_seeds)), flat
+
+    def _dispatch(self, chunks, training, take, results, failure) -> None:
+        """Serve chunks to ranks 1..N-1 until none is left, then collect what is in flight."""
+        from mpi4py import MPI
+
+        in_flight: dict[int, tuple[int, float]] = {}  # rank -> (chunk index, sent at)
+        for rank in range(1, self.ranks):
+            if (index := take()) is not None:
+                self.comm.send((index, chunks[index], training), dest=rank, tag=TAG_WORK)
+                in_flight[rank] = (index, time.monotonic())
+        status = MPI.Status()
+        while in_flight and not failure:
+            if not self.comm.Iprobe(source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG, status=status):
+                now = time.monotonic()
+                for rank, (index, sent) in in_flight.items():
+                    if now - sent > self.timeout:
+                        failure.append(RankFailure(
+                            f"rank {rank} did not return chunk {index} within {self.timeout:.0f} s "
+                            "(controller.worker_timeout): it died or hangs"))
+                        return
+                time.sleep(POLL_SECONDS)
+                continue
+            rank = status.Get_source()
+            message = self.comm.recv(source=rank, tag=status.Get_tag())
+            if status.Get_tag() == TAG_ERROR:
+                failure.append(RankFailure(f"rank {rank}: {message}"))
+                return
+            index, chunk_results, busy = message
+            results[index] = chunk_results
+            self.worker_busy[rank] = busy
+            del in_flight[rank]
+            if (index := take()) is not None:
+                self.comm.send((index, chunks[index], training), dest=rank, tag=TAG_WORK)
+                in_flight[rank] = (index, time.monotonic())
+
+    def busy_seconds(self) -> list[float]:
+        return [self.runner.busy_seconds, *self.worker_busy[1:]]
+
+    def close(self) -> None:
+        for rank in range(1, self.ranks):
+            self.comm.send(None, dest=rank, tag=TAG_STOP)
+
+
+def serve(comm, runner: ChunkRunner, worker_timeout: float) -> None:
+    """A worker rank's whole life: run the chunks rank 0 sends until it says stop."""
+    rank = comm.Get_rank()
+    while True:
+        try:
+            status = wait_for_message(comm, 0, worker_timeout,
+                                      f"rank {rank}: no word from rank 0 for {worker_timeout:.0f} s")
+        except TimeoutError as exc:
+            print(f"train-controller: {exc}; aborting", flush=True)
+            comm.Abort(3)
+        message = comm.recv(source=0, tag=status.Get_tag())
+        if status.Get_tag() == TAG_STOP:
+            return
+        index, chunk, training = message
+        try:
+            results = runner.run(chunk, training)
+        except Exception as exc:
+            comm.send(f"{exc}", dest=0, tag=TAG_ERROR)
+            return
+        for result in results:
+            result.frames = None
+        comm.send((index, results, runner.busy_seconds), dest=0, tag=TAG_RESULT)
