@@ -18,6 +18,7 @@ report: "workflow/report/workflow.rst"
 rule all:
     input:
         expand(f"{RUN}/eval/{{variant}}/returns.json", variant=VARIANTS),
+        f"{RUN}/mdn/dream.gif",
     default_target: True
 
 

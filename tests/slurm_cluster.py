@@ -7,8 +7,10 @@ What it sets up (see docs/cluster.md and /work/shared/SLURM.md for why each line
   - no accounting (no slurmdbd): outcomes are read from `squeue --states=all`, `scontrol show job`
     (kept MinJobAge seconds) and the jobs' own output files;
   - proctrack/linuxproc + task/none (no cgroups, no systemd needed), select/cons_tres, MpiDefault=pmi2;
-  - `CPUs=` above the real core count (SlurmdParameters=config_overrides) so that array tasks and MPI
-    ranks run side by side on a 2-core machine;
+  - a node as big as the real profiles ask for (SlurmdParameters=config_overrides lets `CPUs=` and
+    `RealMemory=` exceed the machine: 16 CPUs, 64 GB): profiles/slurm and workflow/sbatch are submitted
+    unchanged, and array tasks and MPI ranks run side by side on a 2-core machine. Memory is not
+    enforced (no cgroups, CR_Core), so the tiny workflow's small processes simply share the real RAM;
   - one generic GPU (`Gres=gpu:1`, no device file): Slurm schedules and records GPU requests
     (`--gpus=1`) exactly as on a GPU cluster; torch still sees no CUDA and trains on the CPU;
   - /etc/slurm/slurm.conf as a symlink to the generated file: the Snakemake jobstep plugin strips
@@ -16,7 +18,7 @@ What it sets up (see docs/cluster.md and /work/shared/SLURM.md for why each line
     found at the default path. The symlink is removed again by stop().
 
 Usage:
-    with SlurmCluster(tmp_path) as cluster:
+    with SlurmCluster() as cluster:
         job = cluster.sbatch(["--wrap", "hostname"])
         cluster.wait([job])
         cluster.job(job)["JobState"] == "COMPLETED"
@@ -24,7 +26,6 @@ Usage:
 
 from __future__ import annotations
 
-import getpass
 import os
 import re
 import shutil
@@ -101,9 +102,12 @@ def _sbin(name: str) -> str:
 class SlurmCluster:
     """A one-node Slurm whose every file lives under `root`; daemons stopped by PID in stop()."""
 
-    def __init__(self, root: Path | None = None, cpus: int = 4, gpus: int = 1):
-        self.root = Path(tempfile.mkdtemp(prefix="wm-slurm-", dir=root))
+    def __init__(self, cpus: int = 16, memory_mb: int = 65536, gpus: int = 1, keep: bool = False):
+        # Not under pytest's tmp_path: munged wants every folder above its socket open to all (x bit).
+        self.root = Path(tempfile.mkdtemp(prefix="wm-slurm-"))
+        self.keep = keep
         self.cpus, self.gpus = cpus, gpus
+        self.memory = max(memory_mb, self.real_memory_mb())
         self.host = socket.gethostname().split(".")[0]
         self.conf = self.root / "etc" / "slurm.conf"
         self.munge_socket = self.root / "munge" / "munge.sock"
@@ -166,6 +170,8 @@ class SlurmCluster:
         if self.linked and SYSTEM_CONF.is_symlink() and os.readlink(SYSTEM_CONF) == str(self.conf):
             SYSTEM_CONF.unlink()
         self.linked = False
+        if not self.keep:
+            shutil.rmtree(self.root, ignore_errors=True)
 
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = open(self.root / "log" / f"{name}.out", "ab")
@@ -193,7 +199,8 @@ class SlurmCluster:
         return "\n".join(f"--- {p}\n{p.read_text(errors='replace')[-4000:]}" for p in paths if p.exists())
 
     # --- configuration --------------------------------------------------------------------------
-    def memory_mb(self) -> int:
+    @staticmethod
+    def real_memory_mb() -> int:
         total = int(Path("/proc/meminfo").read_text().split()[1]) // 1024
         return max(1000, total - 1024)
 
@@ -235,7 +242,7 @@ MaxArraySize=1001
 KillWait=5
 InactiveLimit=0
 GresTypes=gpu
-NodeName={self.host} CPUs={self.cpus} RealMemory={self.memory_mb()}{gres} State=UNKNOWN
+NodeName={self.host} CPUs={self.cpus} RealMemory={self.memory}{gres} State=UNKNOWN
 PartitionName={PARTITION} Nodes={self.host} Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 """
 
@@ -268,6 +275,13 @@ PartitionName={PARTITION} Nodes={self.host} Default=YES MaxTime=INFINITE State=U
             raise KeyError(f"Slurm has no record of job {job_id}")
         return records[0]
 
+    def all_jobs(self) -> list[dict]:
+        """Every job (every array task) slurmctld still remembers (MinJobAge), as scontrol records."""
+        out = subprocess.run(["scontrol", "show", "job", "-o"], env=self.env(), capture_output=True, text=True)
+        if out.returncode != 0 or "No jobs in the system" in out.stdout:
+            return []
+        return [parse_scontrol(line) for line in out.stdout.splitlines() if line.strip()]
+
     def jobs(self, job_id: str) -> list[dict]:
         """Every record of a job (an array job gives one per task)."""
         out = subprocess.run(["scontrol", "show", "job", "-o", str(job_id)], env=self.env(), capture_output=True,
@@ -297,15 +311,12 @@ def parse_scontrol(line: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def slurm(tmp_path_factory):
-    """A running one-node Slurm for the tests of one module; skips where this machine cannot run one."""
+def slurm():
+    """A running one-node Slurm for the tests of one module; skips where this machine cannot run one.
+    WM_SLURM_KEEP=1 keeps its folder (slurm.conf, daemon logs) in /tmp/wm-slurm-* for a post-mortem."""
     reason = unavailable_reason()
     if reason:
         pytest.skip(reason)
     ensure_installed()
-    with SlurmCluster(tmp_path_factory.mktemp("slurm")) as cluster:
+    with SlurmCluster(keep=bool(os.environ.get("WM_SLURM_KEEP"))) as cluster:
         yield cluster
-
-
-def current_user() -> str:
-    return getpass.getuser()

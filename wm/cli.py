@@ -16,6 +16,7 @@ STAGES = """stages, in the order of the data:
   train-mdn          fit M (MDN-RNN) on the latent sequences
   train-controller   evolve C with CMA-ES in the real environment (resumes from its checkpoint)
   evaluate           score the agent on held-out tracks
+  dream              roll M forward from a real frame and decode it with V into a GIF
 """
 
 
@@ -85,6 +86,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mdn", type=Path, required=True)
     p.add_argument("--controller", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
+
+    p = sub.add_parser("dream", help="M's dream from a real frame, decoded by V, beside the real frames (GIF)",
+                       description="Encode a recorded frame, roll M forward on the recorded actions with its own "
+                                   "sampled z (temperature tau), decode with V; write a GIF of real | dream.")
+    _config(p)
+    p.add_argument("--vae", type=Path, required=True)
+    p.add_argument("--mdn", type=Path, required=True)
+    p.add_argument("--shard", type=Path, required=True, help="rollout shard; its first episode is used")
+    p.add_argument("--start", type=int, default=60, help="start frame (after the zoom-in of the first 50)")
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--temperature", type=float, help="tau (default: mdn.temperature)")
+    p.add_argument("--out", type=Path, required=True, help="GIF to write")
     return parser
 
 
@@ -133,6 +146,10 @@ def dispatch(args, config) -> int:
         from wm.evaluate import evaluate
 
         evaluate(config, args.vae, args.mdn, args.controller, args.out)
+    elif args.command == "dream":
+        from wm.dream import dream
+
+        dream(config, args.vae, args.mdn, args.shard, args.out, args.start, args.steps, args.temperature)
     return 0
 
 

@@ -13,6 +13,7 @@ import imageio.v3 as iio
 import numpy as np
 import torch
 
+from wm.controller.distributed import run_with_evaluator
 from wm.controller.evaluator import ChunkRunner, RolloutSettings
 from wm.controller.rollout import Episode, WorldModelAgent, run_batch
 from wm.files import atomic_path, load_checkpoint, versions, write_json
@@ -50,21 +51,24 @@ def evaluate(config: dict, vae_path: Path, mdn_path: Path, controller_path: Path
     runner = ChunkRunner(agent, RolloutSettings(config["env"]["id"], settings["max_steps"], 0,
                                                 config["controller"]["envs_per_rank"]))
     tracks, noises = evaluation_seeds(config)
-    episodes = [Episode(params, t, n) for t, n in zip(tracks, noises)]
+    return run_with_evaluator(runner, config["controller"]["worker_timeout"],
+                              lambda evaluator: score(config, variant, params, agent, evaluator, tracks, noises,
+                                                      controller_path, out))
+
+
+def score(config, variant, params, agent, evaluator, tracks, noises, controller_path: Path, out: Path) -> dict:
+    """Rank 0's part: run the held-out episodes on every rank, then write the results."""
+    settings = config["evaluate"]
     start = time.perf_counter()
-    results = []
-    size = runner.settings.envs_per_batch
-    for b in range(0, len(episodes), size):
-        results += runner.run(episodes[b : b + size], training=False)
-        done = [r.total_return for r in results]
-        print(f"evaluate [{variant}]: {len(done)}/{len(episodes)} episodes, mean so far {np.mean(done):.1f}", flush=True)
+    _, results = evaluator.evaluate(params[None], tracks, noises, training=False, progress=f"evaluate {variant}")
     returns = [r.total_return for r in results]
     summary = {
         "variant": variant, "episodes": len(returns), "mean": float(np.mean(returns)), "std": float(np.std(returns)),
         "min": float(np.min(returns)), "max": float(np.max(returns)), "returns": returns,
         "steps": [r.steps for r in results], "tiles": [r.tiles for r in results],
         "ended_by": [r.ended_by for r in results], "track_seeds": tracks, "env_id": config["env"]["id"],
-        "seconds": round(time.perf_counter() - start, 1), "controller": str(controller_path),
+        "seconds": round(time.perf_counter() - start, 1), "ranks": evaluator.ranks,
+        "controller": str(controller_path),
         "config": config, "versions": versions(),
     }
     out.mkdir(parents=True, exist_ok=True)
@@ -72,7 +76,8 @@ def evaluate(config: dict, vae_path: Path, mdn_path: Path, controller_path: Path
     plot_histogram(returns, out / "histogram.png",
                    f"{variant}: {len(returns)} held-out tracks, {summary['mean']:.0f} +- {summary['std']:.0f}")
     if settings["video"]:
-        recorded = run_batch(config["env"]["id"], agent, episodes[:1], settings["max_steps"], record=True)[0]
+        first = Episode(params, tracks[0], noises[0])
+        recorded = run_batch(config["env"]["id"], agent, [first], settings["max_steps"], record=True)[0]
         with atomic_path(out / "episode.gif") as tmp:
             iio.imwrite(tmp, recorded.frames[::2], extension=".gif", duration=40, loop=0)
     print(f"evaluate [{variant}]: {summary['mean']:.1f} +- {summary['std']:.1f} over {len(returns)} tracks")

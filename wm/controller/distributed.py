@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from wm.controller.evaluator import ChunkRunner, make_chunks, returns_matrix
+from wm.controller.evaluator import ChunkRunner, make_chunks, progress_bar, returns_matrix
 
 POLL_SECONDS = 0.002
 TAG_WORK, TAG_STOP, TAG_RESULT, TAG_ERROR = 1, 2, 3, 4
@@ -57,8 +57,9 @@ class MPIEvaluator:
         self.ranks = comm.Get_size()
         self.worker_busy = np.zeros(self.ranks)
 
-    def evaluate(self, candidates, track_seeds, noise_seeds, training=True):
+    def evaluate(self, candidates, track_seeds, noise_seeds, training=True, progress=None):
         chunks = make_chunks(candidates, track_seeds, noise_seeds, self.runner.settings.envs_per_batch)
+        bar = progress_bar(progress, len(candidates) * len(track_seeds))
         results: list = [None] * len(chunks)
         lock = threading.Lock()
         queue = list(range(len(chunks)))
@@ -68,21 +69,27 @@ class MPIEvaluator:
             with lock:
                 return queue.pop(0) if queue and not failure else None
 
-        dispatcher = threading.Thread(target=self._dispatch, args=(chunks, training, take, results, failure),
+        def done(index: int, chunk_results) -> None:
+            with lock:
+                results[index] = chunk_results
+                bar.update(len(chunk_results))
+
+        dispatcher = threading.Thread(target=self._dispatch, args=(chunks, training, take, done, failure),
                                       daemon=True)
         dispatcher.start()
         try:
             while (index := take()) is not None:
-                results[index] = self.runner.run(chunks[index], training)
+                done(index, self.runner.run(chunks[index], training))
         except BaseException as exc:
             failure.append(RankFailure(f"rank 0: {exc}"))
         dispatcher.join()
+        bar.close()
         if failure:
             raise failure[0]
         flat = [r for chunk_results in results for r in chunk_results]
         return returns_matrix(flat, len(candidates), len(track_seeds)), flat
 
-    def _dispatch(self, chunks, training, take, results, failure) -> None:
+    def _dispatch(self, chunks, training, take, done, failure) -> None:
         """Serve chunks to ranks 1..N-1 until none is left, then collect what is in flight."""
         from mpi4py import MPI
 
@@ -109,7 +116,7 @@ class MPIEvaluator:
                 failure.append(RankFailure(f"rank {rank}: {message}"))
                 return
             index, chunk_results, busy = message
-            results[index] = chunk_results
+            done(index, chunk_results)
             self.worker_busy[rank] = busy
             del in_flight[rank]
             if (index := take()) is not None:
@@ -146,3 +153,24 @@ def serve(comm, runner: ChunkRunner, worker_timeout: float) -> None:
         for result in results:
             result.frames = None
         comm.send((index, results, runner.busy_seconds), dest=0, tag=TAG_RESULT)
+
+
+def run_with_evaluator(runner: ChunkRunner, worker_timeout: float, body):
+    """Call body(evaluator) on rank 0, or in the only process; other ranks serve chunks until
+    rank 0 is done. Under MPI, a failure on rank 0 aborts every rank with the message printed."""
+    from wm.controller.evaluator import LocalEvaluator
+
+    comm = mpi_world()
+    if comm is None:
+        return body(LocalEvaluator(runner))
+    if comm.Get_rank() != 0:
+        serve(comm, runner, worker_timeout)
+        return None
+    evaluator = MPIEvaluator(comm, runner, worker_timeout)
+    try:
+        result = body(evaluator)
+    except BaseException as exc:
+        print(f"failed on rank 0: {type(exc).__name__}: {exc}", flush=True)
+        comm.Abort(1)
+    evaluator.close()
+    return result

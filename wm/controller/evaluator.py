@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from tqdm import tqdm
 
 from wm.controller.rollout import Episode, EpisodeResult, WorldModelAgent, run_batch
 from wm.envs import make_env
@@ -33,6 +34,10 @@ def make_chunks(candidates: np.ndarray, track_seeds: list[int], noise_seeds: lis
                 for c, params in enumerate(candidates)
                 for r, (track, noise) in enumerate(zip(track_seeds, noise_seeds))]
     return [episodes[i : i + size] for i in range(0, len(episodes), size)]
+
+
+def progress_bar(desc: str | None, total: int):
+    return tqdm(total=total, desc=desc, unit="episode", disable=desc is None, mininterval=2)
 
 
 def returns_matrix(results: list[EpisodeResult], candidates: int, rollouts: int) -> np.ndarray:
@@ -75,10 +80,15 @@ class LocalEvaluator:
         self.runner = runner
 
     def evaluate(self, candidates: np.ndarray, track_seeds: list[int], noise_seeds: list[int],
-                 training: bool = True) -> tuple[np.ndarray, list[EpisodeResult]]:
-        """Returns (returns of shape (candidates, rollouts), every episode's result)."""
+                 training: bool = True, progress: str | None = None) -> tuple[np.ndarray, list[EpisodeResult]]:
+        """Returns (returns of shape (candidates, rollouts), every episode's result);
+        `progress` names a progress bar over episodes."""
         chunks = make_chunks(candidates, track_seeds, noise_seeds, self.runner.settings.envs_per_batch)
-        results = [r for chunk in chunks for r in self.runner.run(chunk, training)]
+        results = []
+        with progress_bar(progress, len(candidates) * len(track_seeds)) as bar:
+            for chunk in chunks:
+                results += self.runner.run(chunk, training)
+                bar.update(len(chunk))
         return returns_matrix(results, len(candidates), len(track_seeds)), results
 
     def busy_seconds(self) -> list[float]:

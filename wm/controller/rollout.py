@@ -8,6 +8,7 @@ does not depend on which other episodes share its batch or which process runs it
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,8 +65,10 @@ class WorldModelAgent:
 
 
 def run_batch(env_id: str, agent: WorldModelAgent, episodes: list[Episode], max_steps: int,
-              no_progress_steps: int = 0, record: bool = False, envs: list | None = None) -> list[EpisodeResult]:
-    """Run every episode to its end, all in lockstep. `envs` may pass environments to reuse."""
+              no_progress_steps: int = 0, record: bool = False, envs: list | None = None,
+              timings: dict[str, float] | None = None) -> list[EpisodeResult]:
+    """Run every episode to its end, all in lockstep. `envs` may pass environments to reuse;
+    `timings` (if given) accumulates seconds spent in env / preprocess / models."""
     envs = envs or [make_env(env_id) for _ in episodes]
     n = len(episodes)
     obs = np.stack([env.reset(seed=ep.track_seed)[0] for env, ep in zip(envs, episodes)])
@@ -80,16 +83,25 @@ def run_batch(env_id: str, agent: WorldModelAgent, episodes: list[Episode], max_
     recorded = [[o] for o in obs] if record else None
     active = np.arange(n)  # indices of episodes still running; obs, h, state hold their rows only
     z_dim = agent.vae.z_dim
+    clock = time.perf_counter
+    spent = {"env": 0.0, "preprocess": 0.0, "models": 0.0}
     for t in range(max_steps):
+        t0 = clock()
         frames = np.stack([preprocess(o) for o in obs])
+        t1 = clock()
         noise = np.stack([noise_rngs[i].standard_normal(z_dim, dtype=np.float32) for i in active])
         z = agent.encode(frames, noise)
         actions = agent.act(params[active], z, h)
         h, state = agent.remember(z, actions, state)
         action_array = actions.numpy().astype(np.float64)
+        t2 = clock()
+        spent["preprocess"] += t1 - t0
+        spent["models"] += t2 - t1
         keep, next_obs = [], []
         for row, i in enumerate(active):
+            t3 = clock()
             o, reward, terminated, truncated, _ = envs[i].step(action_array[row])
+            spent["env"] += clock() - t3
             returns[i] += reward
             steps[i] += 1
             if record:
@@ -112,6 +124,9 @@ def run_batch(env_id: str, agent: WorldModelAgent, episodes: list[Episode], max_
             state = (state[0][:, index], state[1][:, index])
             active = active[keep]
         obs = np.stack(next_obs)
+    if timings is not None:
+        for key, seconds in spent.items():
+            timings[key] = timings.get(key, 0.0) + seconds
     return [
         EpisodeResult(float(returns[i]), int(steps[i]), int(last_tiles[i]), ended_by[i] or "max_steps",
                       np.stack(recorded[i]) if record else None)

@@ -19,8 +19,8 @@ import cma
 import numpy as np
 import torch
 
-from wm.controller.distributed import MPIEvaluator, mpi_world, serve
-from wm.controller.evaluator import ChunkRunner, LocalEvaluator, RolloutSettings
+from wm.controller.distributed import run_with_evaluator
+from wm.controller.evaluator import ChunkRunner, RolloutSettings
 from wm.controller.model import controller_inputs, l2_penalty, parameter_count
 from wm.controller.rollout import WorldModelAgent
 from wm.files import atomic_path, save_torch, versions, write_csv
@@ -123,7 +123,7 @@ def run_generations(config: dict, variant: str, evaluator, state: dict, checkpoi
         if settings["eval_every"] and (generation + 1) % settings["eval_every"] == 0:
             solution = chosen_solution(state, settings["eval_solution"])
             held, _ = evaluator.evaluate(solution[None], *heldout_seeds(config, settings["eval_episodes"]),
-                                         training=False)
+                                         training=False, progress=f"held-out score, generation {generation + 1}")
             row["heldout_mean"], row["heldout_std"] = float(held.mean()), float(held.std())
         state["log"].append(row)
         state["generation"] = generation + 1
@@ -145,11 +145,9 @@ def train_controller(config: dict, variant: str, vae_path: Path, mdn_path: Path,
     if config["torch_threads"] == 0:
         torch.set_num_threads(1)  # parallelism comes from ranks; one thread each is fastest per core
     settings = config["controller"]
-    comm = mpi_world()
-    if comm is not None and comm.Get_rank() != 0:
-        serve(comm, build_runner(config, variant, vae_path, mdn_path), settings["worker_timeout"])
-        return
-    try:
+    runner = build_runner(config, variant, vae_path, mdn_path)
+
+    def optimize(evaluator) -> None:
         out.mkdir(parents=True, exist_ok=True)
         checkpoint = out / "checkpoint.pkl"
         expected = fingerprint(config, variant, vae_path, mdn_path)
@@ -158,18 +156,12 @@ def train_controller(config: dict, variant: str, vae_path: Path, mdn_path: Path,
             state = new_state(config, variant, expected)
         else:
             print(f"train-controller: resuming {checkpoint} at generation {state['generation']}", flush=True)
-        runner = build_runner(config, variant, vae_path, mdn_path)
-        evaluator = LocalEvaluator(runner) if comm is None else MPIEvaluator(comm, runner, settings["worker_timeout"])
         print(f"train-controller: {evaluator.ranks} rank(s), {parameter_count(variant)} parameters, "
               f"population {settings['popsize']} x {settings['rollouts']} rollouts", flush=True)
         state = run_generations(config, variant, evaluator, state, checkpoint)
-        evaluator.close()
         write_outputs(config, variant, state, out)
-    except BaseException as exc:
-        if comm is None:
-            raise
-        print(f"wm train-controller: failed: {exc}", flush=True)
-        comm.Abort(1)
+
+    run_with_evaluator(runner, settings["worker_timeout"], optimize)
 
 
 def write_outputs(config: dict, variant: str, state: dict, out: Path) -> None:

@@ -203,6 +203,11 @@ def gfx_aaline(canvas, x1, y1, x2, y2, color, flip, row_lo, row_hi):
     visible, x1, y1, x2, y2 = gfx_clip_line(x1, y1, x2, y2, width, height)
     if not visible:
         return
+    # every pixel of the line lies on the rows between its clipped end points
+    row_a = canvas_row(y1, height, flip)
+    row_b = canvas_row(y2, height, flip)
+    if max(row_a, row_b) < row_lo or min(row_a, row_b) >= row_hi:
+        return
     xx0, yy0, xx1, yy1 = x1, y1, x2, y2
     if yy0 > yy1:
         xx0, xx1 = xx1, xx0
@@ -380,3 +385,355 @@ def draw_polygon(canvas, xs, ys, count, color, flip, row_lo, row_hi, crossings):
         y = ys[i]
         if y_min < y and ys[previous] == y and y < y_max:
             fill_span(canvas, xs[i], xs[previous], y, color, flip, row_lo, row_hi)
+
+
+@njit(cache=True)
+def gfx_clear_outside_polygon(canvas, xs, ys, count, flip, row_lo, row_hi, crossings):
+    """Zero every pixel of the rows [row_lo, row_hi) that `gfx_filled_polygon` with the same
+    points would not fill. Drawing that polygon next then leaves the rows exactly as on a
+    fresh black surface, without clearing the pixels it overwrites anyway."""
+    height, width = canvas.shape
+    y_min = ys[0]
+    y_max = ys[0]
+    for i in range(1, count):
+        if ys[i] < y_min:
+            y_min = ys[i]
+        elif ys[i] > y_max:
+            y_max = ys[i]
+    for row in range(row_lo, row_hi):
+        y = height - 1 - row if flip else row
+        if y < y_min or y > y_max:
+            canvas[row, :] = 0
+            continue
+        found = 0
+        for i in range(count):
+            previous = count - 1 if i == 0 else i - 1
+            y1 = ys[previous]
+            y2 = ys[i]
+            if y1 < y2:
+                x1 = xs[previous]
+                x2 = xs[i]
+            elif y1 > y2:
+                y2 = ys[previous]
+                y1 = ys[i]
+                x2 = xs[previous]
+                x1 = xs[i]
+            else:
+                continue
+            if (y >= y1 and y < y2) or (y == y_max and y > y1 and y <= y2):
+                step = c_div(wrap_int32(65536 * (y - y1)), y2 - y1)
+                crossings[found] = wrap_int32(wrap_int32(step * (x2 - x1)) + wrap_int32(65536 * x1))
+                found += 1
+        insertion_sort(crossings, found)
+        covered_to = 0  # first column not yet known to be filled or cleared
+        for i in range(0, found - 1, 2):
+            xa = wrap_int32(crossings[i] + 1)
+            xa = wrap_int16((xa >> 16) + ((xa & 32768) >> 15))
+            xb = wrap_int32(crossings[i + 1] - 1)
+            xb = wrap_int16((xb >> 16) + ((xb & 32768) >> 15))
+            if xa > xb:
+                xa, xb = xb, xa
+            if xb < 0 or xa >= width:
+                continue
+            xa = max(xa, 0)
+            xb = min(xb, width - 1)
+            if xa > covered_to:
+                canvas[row, covered_to:xa] = 0
+            covered_to = max(covered_to, xb + 1)
+        if covered_to < width:
+            canvas[row, covered_to:] = 0
+
+
+# ---------------------------------------------------------------- one CarRacing frame
+#
+# `prepare_frame` transforms and culls everything drawn in a frame, once, into a list of
+# integer polygons; `draw_rows` draws that list into a band of canvas rows. The caller shrinks
+# each band while it is still in cache. Drawing band by band gives the same pixels as drawing
+# whole polygons, since every call writes each pixel from that pixel's previous value alone.
+
+WORLD = 0  # gfxdraw.aapolygon then gfxdraw.filled_polygon, before the flip
+CAR = 1  # pygame.draw.polygon, before the flip
+HUD = 2  # pygame.draw.polygon, after the flip
+MAX_POINTS = 8  # the car's largest polygon (HULL_POLY3)
+
+
+@njit(cache=True, inline="always")
+def rotate_zoom_translate(x, y, cos_a, sin_a, zoom, trans_x, trans_y):
+    """`Vector2(x, y).rotate_rad(angle)` then `* zoom + translation`, in gymnasium's order."""
+    return (cos_a * x - sin_a * y) * zoom + trans_x, (sin_a * x + cos_a * y) * zoom + trans_y
+
+
+@njit(cache=True, inline="always")
+def color_of(rgb):
+    """pygame's colour argument: each component truncated to an int, as `int()` does."""
+    return np.uint32((int(rgb[0]) << 16) | (int(rgb[1]) << 8) | int(rgb[2]))
+
+
+@njit(cache=True)
+def bar_top_row(height):
+    """First row of the black indicator bar, which then covers every row below it."""
+    return int(height - 5 * (height / 40.0))
+
+
+@njit(cache=True)
+def add_polygon(poly_xs, poly_ys, poly_meta, poly_colors, n, kind, xs, ys, count, color, height):
+    """Append one polygon: its points, colour and (kind, count, first row, last row) on the
+    canvas, so that `draw_rows` can skip bands it does not touch."""
+    y_min = ys[0]
+    y_max = ys[0]
+    for i in range(count):
+        poly_xs[n, i] = xs[i]
+        poly_ys[n, i] = ys[i]
+        y_min = min(y_min, ys[i])
+        y_max = max(y_max, ys[i])
+    poly_meta[n, 0] = kind
+    poly_meta[n, 1] = count
+    if kind == HUD:
+        poly_meta[n, 2] = y_min
+        poly_meta[n, 3] = y_max
+    else:
+        poly_meta[n, 2] = height - 1 - y_max
+        poly_meta[n, 3] = height - 1 - y_min
+    poly_colors[n] = color
+    return n + 1
+
+
+@njit(cache=True)
+def add_world_polygons(polygons, colors, one_color, use_one_color, camera, cull, height, width,
+                       poly_xs, poly_ys, poly_meta, poly_colors, n, xs, ys):
+    """gymnasium's `_draw_colored_polygon(..., clip=True)` for each polygon, in order: the
+    transform, its visibility test on the float points, the Sint16 points gfxdraw takes.
+    Polygons that pass its test but whose integer bounding box misses the surface, or lies
+    under the indicator bar, are dropped: their edges all clip away, their spans all miss."""
+    cos_a, sin_a, zoom, trans_x, trans_y = camera
+    cull_lo, cull_hi_x, cull_hi_y = cull
+    y_first = height - bar_top_row(height)  # lowest logical row that lands above the bar
+    count = polygons.shape[1]
+    for p in range(polygons.shape[0]):
+        near_screen = False
+        for i in range(count):
+            px, py = rotate_zoom_translate(polygons[p, i, 0], polygons[p, i, 1], cos_a, sin_a, zoom,
+                                           trans_x, trans_y)
+            if cull_lo <= px <= cull_hi_x and cull_lo <= py <= cull_hi_y:
+                near_screen = True
+            xs[i] = wrap_int16(int(px))
+            ys[i] = wrap_int16(int(py))
+        if not near_screen:
+            continue
+        x_min = xs[0]
+        x_max = xs[0]
+        y_min = ys[0]
+        y_max = ys[0]
+        for i in range(1, count):
+            x_min = min(x_min, xs[i])
+            x_max = max(x_max, xs[i])
+            y_min = min(y_min, ys[i])
+            y_max = max(y_max, ys[i])
+        if x_max < 0 or x_min >= width or y_max < y_first or y_min >= height:
+            continue
+        color = one_color if use_one_color else color_of(colors[p])
+        n = add_polygon(poly_xs, poly_ys, poly_meta, poly_colors, n, WORLD, xs, ys, count, color, height)
+    return n
+
+
+@njit(cache=True)
+def add_indicator(poly_xs, poly_ys, poly_meta, poly_colors, n, value, points, color, height):
+    """gymnasium's `render_if_min`: the polygon is drawn only if |value| > 1e-4."""
+    if abs(value) <= 1e-4:
+        return n
+    xs = np.empty(4, np.int64)
+    ys = np.empty(4, np.int64)
+    for i in range(4):
+        xs[i] = int(points[i, 0])
+        ys[i] = int(points[i, 1])
+    return add_polygon(poly_xs, poly_ys, poly_meta, poly_colors, n, HUD, xs, ys, 4, color, height)
+
+
+@njit(cache=True, inline="always")
+def box2d_transform(transform, x, y):
+    """Box2D's `b2Mul(b2Transform, b2Vec2)` (pybox2d's `transform * vertex`), in float32:
+    (q.c * x - q.s * y) + p.x, (q.s * x + q.c * y) + p.y; `transform` is (p.x, p.y, q.c, q.s)."""
+    px, py, c, s = transform[0], transform[1], transform[2], transform[3]
+    return (c * x - s * y) + px, (s * x + c * y) + py
+
+
+@njit(cache=True)
+def add_car_polygons(car, camera, height, poly_xs, poly_ys, poly_meta, poly_colors, n, xs, ys):
+    """`Car.draw(..., draw_particles=False)`: each enabled polygon's float32 body-local points
+    through its body's Box2D transform, then the camera; pygame.draw.polygon truncates to int.
+    `car` is (points, offsets, bodies, colors, enabled, transforms), see FastCarRacing."""
+    points, offsets, bodies, colors, enabled, transforms = car
+    cos_a, sin_a, zoom, trans_x, trans_y = camera
+    for p in range(offsets.shape[0] - 1):
+        if not enabled[p]:
+            continue
+        start = offsets[p]
+        count = offsets[p + 1] - start
+        transform = transforms[bodies[p]]
+        for i in range(count):
+            world_x, world_y = box2d_transform(transform, points[start + i, 0], points[start + i, 1])
+            px, py = rotate_zoom_translate(np.float64(world_x), np.float64(world_y), cos_a, sin_a, zoom,
+                                           trans_x, trans_y)
+            xs[i] = int(px)
+            ys[i] = int(py)
+        n = add_polygon(poly_xs, poly_ys, poly_meta, poly_colors, n, CAR, xs, ys, count, colors[p], height)
+    return n
+
+
+@njit(cache=True)
+def prepare_frame(height, width, field, bg_color, grass, grass_color, road, road_colors, camera,
+                  cull, car, hud, poly_xs, poly_ys, poly_meta, poly_colors):
+    """Everything `_render("state_pixels")` draws, in its order, as integer polygons; returns
+    their number. `camera` is (cos, sin, zoom, trans_x, trans_y), `cull` gymnasium's bounds,
+    `car` the tuple `add_car_polygons` takes, `hud` true speed, four wheel omegas, front joint
+    angle and hull angular velocity."""
+    xs = np.empty(MAX_POINTS, np.int64)
+    ys = np.empty(MAX_POINTS, np.int64)
+    cos_a, sin_a, zoom, trans_x, trans_y = camera
+
+    # the background field, drawn with clip=False: always polygon 0
+    for i in range(4):
+        px, py = rotate_zoom_translate(field[i, 0], field[i, 1], cos_a, sin_a, zoom, trans_x, trans_y)
+        xs[i] = wrap_int16(int(px))
+        ys[i] = wrap_int16(int(py))
+    n = add_polygon(poly_xs, poly_ys, poly_meta, poly_colors, 0, WORLD, xs, ys, 4, bg_color, height)
+    n = add_world_polygons(grass, road_colors, grass_color, True, camera, cull, height, width,
+                           poly_xs, poly_ys, poly_meta, poly_colors, n, xs, ys)
+    n = add_world_polygons(road, road_colors, grass_color, False, camera, cull, height, width,
+                           poly_xs, poly_ys, poly_meta, poly_colors, n, xs, ys)
+
+    n = add_car_polygons(car, camera, height, poly_xs, poly_ys, poly_meta, poly_colors, n, xs, ys)
+
+    # `_render_indicators(W, H)`, with its float expressions
+    W = width
+    H = height
+    s = W / 40.0
+    h = H / 40.0
+    points = np.empty((4, 2), np.float64)
+    points[0, 0] = W
+    points[0, 1] = H
+    points[1, 0] = W
+    points[1, 1] = H - 5 * h
+    points[2, 0] = 0
+    points[2, 1] = H - 5 * h
+    points[3, 0] = 0
+    points[3, 1] = H
+    n = add_indicator(poly_xs, poly_ys, poly_meta, poly_colors, n, 1.0, points, np.uint32(0), height)
+    vertical = ((5, 0.02 * hud[0], 0xFFFFFF), (7, 0.01 * hud[1], 0x0000FF), (8, 0.01 * hud[2], 0x0000FF),
+                (9, 0.01 * hud[3], 0x3300FF), (10, 0.01 * hud[4], 0x3300FF))
+    for k in range(5):
+        place, val, rgb = vertical[k]
+        points[0, 0] = place * s
+        points[0, 1] = H - (h + h * val)
+        points[1, 0] = (place + 1) * s
+        points[1, 1] = H - (h + h * val)
+        points[2, 0] = (place + 1) * s
+        points[2, 1] = H - h
+        points[3, 0] = (place + 0) * s
+        points[3, 1] = H - h
+        n = add_indicator(poly_xs, poly_ys, poly_meta, poly_colors, n, hud[k], points, np.uint32(rgb), height)
+    horizontal = ((20, -10.0 * hud[5], 0x00FF00, hud[5]), (30, -0.8 * hud[6], 0xFF0000, hud[6]))
+    for k in range(2):
+        place, val, rgb, value = horizontal[k]
+        points[0, 0] = (place + 0) * s
+        points[0, 1] = H - 4 * h
+        points[1, 0] = (place + val) * s
+        points[1, 1] = H - 4 * h
+        points[2, 0] = (place + val) * s
+        points[2, 1] = H - 2 * h
+        points[3, 0] = (place + 0) * s
+        points[3, 1] = H - 2 * h
+        n = add_indicator(poly_xs, poly_ys, poly_meta, poly_colors, n, value, points, np.uint32(rgb), height)
+    return n
+
+
+@njit(cache=True)
+def draw_rows(canvas, row_lo, row_hi, poly_xs, poly_ys, poly_meta, poly_colors, n, score, score_x,
+              score_y):
+    """Draw the prepared frame into canvas rows [row_lo, row_hi): the canvas ends up as
+    gymnasium's `self.surf` (after its flip, indicators and score) on those rows."""
+    height, width = canvas.shape
+    world_hi = min(row_hi, bar_top_row(height))  # the bar overdraws the world below it
+    crossings = np.empty(MAX_POINTS, np.int64)
+    if row_lo < world_hi:
+        # a fresh black surface, then the background field
+        bg_xs = poly_xs[0]
+        bg_ys = poly_ys[0]
+        gfx_clear_outside_polygon(canvas, bg_xs, bg_ys, 4, True, row_lo, world_hi, crossings)
+        gfx_aapolygon(canvas, bg_xs, bg_ys, 4, poly_colors[0], True, row_lo, world_hi)
+        gfx_filled_polygon(canvas, bg_xs, bg_ys, 4, poly_colors[0], True, row_lo, world_hi, crossings)
+    for p in range(1, n):
+        kind = poly_meta[p, 0]
+        count = poly_meta[p, 1]
+        hi = row_hi if kind == HUD else world_hi
+        if hi <= row_lo or poly_meta[p, 3] < row_lo or poly_meta[p, 2] >= hi:
+            continue
+        xs = poly_xs[p]
+        ys = poly_ys[p]
+        if kind == WORLD:
+            gfx_aapolygon(canvas, xs, ys, count, poly_colors[p], True, row_lo, hi)
+            gfx_filled_polygon(canvas, xs, ys, count, poly_colors[p], True, row_lo, hi, crossings)
+        else:
+            draw_polygon(canvas, xs, ys, count, poly_colors[p], kind == CAR, row_lo, hi, crossings)
+    # the score: an opaque blit of the rendered text
+    text_h, text_w = score.shape
+    for r in range(max(row_lo - score_y, 0), min(row_hi - score_y, text_h)):
+        for c in range(max(-score_x, 0), min(width - score_x, text_w)):
+            canvas[score_y + r, score_x + c] = score[r, c]
+
+
+# ---------------------------------------------------------------- smoothscale's second pass
+#
+# pygame's smoothscale shrinks X, then Y, through 8-bit pixels. The caller has pygame do the X
+# pass band by band; this is the Y pass, written straight into an observation. pygame-ce's SSE2
+# filter (also used on NEON) works with 14 fraction bits, its C fallback ("GENERIC") with 16,
+# and they round differently, so each is ported.
+
+SMOOTHSCALE_FRACTION_BITS = {"SSE2": 14, "NEON": 14, "GENERIC": 16}
+
+
+@njit(cache=True)
+def shrink_rows(shrunk_x, pixels_xyc, fraction_bits):
+    """`filter_shrink_Y` of rows of XRGB pixels (height, width) into `pixels_xyc` (width,
+    new_height, 3) RGB, the order of `pygame.surfarray.pixels3d`. Rows the filter never
+    writes stay as they are (pygame's new surfaces start zeroed)."""
+    src_height, width = shrunk_x.shape
+    dst_height = pixels_xyc.shape[1]
+    one = 1 << fraction_bits
+    y_space = one * src_height // dst_height
+    if fraction_bits == 14:
+        y_recip = (0x40000000 // y_space) & 0xFFFF  # _mm_set1_epi16
+    else:
+        y_recip = 0x100000000 // y_space
+    accumulate = np.zeros((width, 3), np.int64)
+    y_counter = y_space
+    out_y = 0
+    for y in range(src_height):
+        row = shrunk_x[y]
+        if y_counter > one:
+            for x in range(width):
+                pixel = np.int64(row[x])
+                for channel in range(3):
+                    value = (pixel >> (16 - 8 * channel)) & 255
+                    accumulate[x, channel] = (accumulate[x, channel] + value) & 0xFFFF
+            y_counter -= one
+        else:
+            y_frac = one - y_counter
+            for x in range(width):
+                pixel = np.int64(row[x])
+                for channel in range(3):
+                    value = (pixel >> (16 - 8 * channel)) & 255
+                    if fraction_bits == 14:
+                        # mulhi_epu16 of (value << 2), add, mulhi by the reciprocal, packus
+                        value4 = value << 2
+                        total = (((value4 * y_counter) >> 16) + accumulate[x, channel]) & 0xFFFF
+                        accumulate[x, channel] = (value4 * y_frac) >> 16
+                        out = min((total * y_recip) >> 16, 255)
+                    else:
+                        total = accumulate[x, channel] + ((value * y_counter) >> 16)
+                        accumulate[x, channel] = ((value * y_frac) >> 16) & 0xFFFF
+                        out = ((total * y_recip) >> 16) & 255  # the C code's (Uint8) cast
+                    if out_y < dst_height:
+                        pixels_xyc[x, out_y, channel] = out
+            out_y += 1
+            y_counter = y_space - y_frac

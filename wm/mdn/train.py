@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from wm.files import load_checkpoint, save_torch, versions, write_csv, write_json
+from wm.files import load_checkpoint, load_epoch_checkpoint, save_torch, versions, write_csv, write_json
 from wm.mdn.model import MDNRNN, mdn_loss
 from wm.report import plot_curves
 from wm.rollouts.readers import open_stores, sequence_batches, sequence_windows
@@ -22,8 +22,10 @@ from wm.runtime import autocast, setup_torch
 from wm.seeding import derive_seed, rng
 
 
-def batch_loss(model: MDNRNN, batch: dict, device, generator: torch.Generator | None = None) -> tuple[torch.Tensor, float]:
-    """MDN loss of one batch, and the mean squared error of the copy-last-z baseline on it."""
+def batch_loss(model: MDNRNN, batch: dict, device,
+               generator: torch.Generator | None = None) -> tuple[torch.Tensor, float, float]:
+    """MDN loss of one batch; the mean squared error of M's expected next z (the mixture mean)
+    and of the copy-last-z baseline, both against the sampled next z."""
     mu, logvar = (torch.from_numpy(batch[k]).to(device) for k in ("mu", "logvar"))
     noise = torch.randn(mu.shape, generator=generator).to(device)
     z = mu + torch.exp(0.5 * logvar) * noise
@@ -32,8 +34,11 @@ def batch_loss(model: MDNRNN, batch: dict, device, generator: torch.Generator | 
     with autocast(device):
         (log_weights, means, log_stds), _ = model(z[:, :-1], actions)
     loss = mdn_loss(log_weights.float(), means.float(), log_stds.float(), z[:, 1:], mask)
-    copy_error = ((z[:, 1:] - z[:, :-1]).pow(2).mean(-1) * mask).sum() / mask.sum().clamp(min=1)
-    return loss, copy_error.item()
+    def masked_mse(prediction):
+        return (((prediction - z[:, 1:]).pow(2).mean(-1) * mask).sum() / mask.sum().clamp(min=1)).item()
+
+    expected = (log_weights.float().exp() * means.float()).sum(-1)
+    return loss, masked_mse(expected.detach()), masked_mse(z[:, :-1])
 
 
 def train_mdn(config: dict, latents: list[Path], out: Path) -> None:
@@ -54,24 +59,40 @@ def train_mdn(config: dict, latents: list[Path], out: Path) -> None:
     print(f"train-mdn: {len(training)} training and {len(validation)} validation windows of "
           f"{settings['seq_len']} steps, {settings['epochs']} epochs on {device}")
 
-    rows, start = [], time.perf_counter()
-    for epoch in range(settings["epochs"]):
+    checkpoint = out / "checkpoint.pt"
+    fingerprint = {"mdn": {k: v for k, v in settings.items() if k != "epochs"}, "seed": config["seed"],
+                   "latents": [str(p) for p in latents], "windows": len(windows)}
+    rows, first_epoch = [], 0
+    if state := load_epoch_checkpoint(checkpoint, fingerprint):
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        stream.bit_generator.state = state["numpy_rng"]
+        generator.set_state(state["torch_rng"])
+        rows, first_epoch = state["rows"], state["epoch"]
+    start = time.perf_counter() - (rows[-1]["seconds"] if rows else 0.0)
+    for epoch in range(first_epoch, settings["epochs"]):
         model.train()
         losses = []
         bar = tqdm(sequence_batches(stores, training, settings["seq_len"], settings["batch_size"], stream),
                    total=batches, desc=f"mdn epoch {epoch + 1}/{settings['epochs']}", mininterval=2)
         for batch in bar:
-            loss, _ = batch_loss(model, batch, device, generator)
+            loss, _, _ = batch_loss(model, batch, device, generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_value_(model.parameters(), settings["grad_clip"])
             optimizer.step()
             losses.append(loss.item())
             bar.set_postfix(loss=f"{loss.item():.3f}")
-        val_loss, copy_error = evaluate_windows(model, stores, validation, settings, device, generator)
+        val_loss, mdn_error, copy_error = evaluate_windows(model, stores, validation, settings, device, generator)
         rows.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "validation_loss": val_loss,
-                     "copy_last_z_mse": copy_error, "seconds": round(time.perf_counter() - start, 2)})
-        print(f"mdn epoch {epoch + 1}: train {rows[-1]['train_loss']:.4f} validation {val_loss:.4f}")
+                     "mdn_mse": mdn_error, "copy_last_z_mse": copy_error,
+                     "seconds": round(time.perf_counter() - start, 2)})
+        print(f"mdn epoch {epoch + 1}: train {rows[-1]['train_loss']:.4f} validation {val_loss:.4f} "
+              f"next-z MSE {mdn_error:.4f} (copy-last-z baseline {copy_error:.4f})", flush=True)
+        out.mkdir(parents=True, exist_ok=True)
+        save_torch(checkpoint, {"fingerprint": fingerprint, "epoch": epoch + 1, "rows": rows,
+                                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                "numpy_rng": stream.bit_generator.state, "torch_rng": generator.get_state()})
 
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "metrics.csv", rows)
@@ -83,20 +104,21 @@ def train_mdn(config: dict, latents: list[Path], out: Path) -> None:
         "kind": "mdn", "z_dim": z_dim, "hidden": settings["hidden"], "gaussians": settings["gaussians"],
         "state_dict": model.cpu().state_dict(), "config": settings, "versions": versions(),
     })
+    checkpoint.unlink(missing_ok=True)
     print(f"train-mdn: wrote {out / 'model.pt'}")
 
 
 @torch.inference_mode()
-def evaluate_windows(model, stores, windows, settings, device, generator) -> tuple[float, float]:
+def evaluate_windows(model, stores, windows, settings, device, generator) -> tuple[float, float, float]:
+    """Validation loss, M's next-z MSE and the copy-last-z baseline's, averaged over batches."""
     if not windows:
-        return float("nan"), float("nan")
+        return float("nan"), float("nan"), float("nan")
     model.eval()
-    losses, copies = [], []
+    values = []
     for batch in sequence_batches(stores, windows, settings["seq_len"], settings["batch_size"], None):
-        loss, copy_error = batch_loss(model, batch, device, generator)
-        losses.append(loss.item())
-        copies.append(copy_error)
-    return float(np.mean(losses)), float(np.mean(copies))
+        loss, mdn_error, copy_error = batch_loss(model, batch, device, generator)
+        values.append((loss.item(), mdn_error, copy_error))
+    return tuple(float(v) for v in np.mean(values, axis=0))
 
 
 def load_mdn(path: str | Path, device: torch.device | str = "cpu") -> MDNRNN:

@@ -17,8 +17,9 @@ from wm.rollouts.storage import write_store
 from wm.seeding import derive_seed, rng
 
 
-def run_episode(env, track_seed: int, policy, max_steps: int) -> dict[str, np.ndarray]:
-    """One episode; frames[t] is the (preprocessed) observation the action at t answered."""
+def run_episode(env, track_seed: int, policy, max_steps: int) -> tuple[dict[str, np.ndarray], int]:
+    """One episode; frames[t] is the (preprocessed) observation the action at t answered.
+    Also returns how many track tiles the car visited (the policy's coverage of the track)."""
     obs, _ = env.reset(seed=track_seed)
     frames, actions, rewards, terminated = [], [], [], []
     for _ in range(max_steps):
@@ -36,7 +37,7 @@ def run_episode(env, track_seed: int, policy, max_steps: int) -> dict[str, np.nd
         "actions": np.asarray(actions, dtype=np.float32),
         "rewards": np.asarray(rewards, dtype=np.float32),
         "terminated": np.asarray(terminated, dtype=bool),
-    }
+    }, int(env.unwrapped.tile_visited_count)
 
 
 def collect_shard(config: dict, shard: int, out: Path) -> None:
@@ -50,17 +51,18 @@ def collect_shard(config: dict, shard: int, out: Path) -> None:
         "terminated": np.zeros((episodes, max_steps), bool),
     }
     lengths = np.zeros(episodes, np.int32)
-    seeds = []
+    seeds, tiles = [], []
     with tqdm(total=episodes * max_steps, desc=f"collect shard {shard}", unit="frame", mininterval=2) as bar:
         for e in range(episodes):
             track_seed = derive_seed(config["seed"], "collect", shard, e)
             policy = make_policy(settings["policy"], rng(config["seed"], "collect", shard, e, 1),
                                  settings["brownian_dt"])
-            episode = run_episode(env, track_seed, policy, max_steps)
+            episode, visited = run_episode(env, track_seed, policy, max_steps)
             lengths[e] = len(episode["actions"])
             for name, values in episode.items():
                 layout[name][e, : lengths[e]] = values
             seeds.append(track_seed)
+            tiles.append(visited)
             bar.update(max_steps)
     env.close()
     write_store(out, "rollouts", layout, lengths, {
@@ -68,6 +70,7 @@ def collect_shard(config: dict, shard: int, out: Path) -> None:
         "shard": shard,
         "run_seed": config["seed"],
         "seeds": seeds,
+        "tiles_visited": tiles,
         "max_steps": max_steps,
         "policy": policy_parameters(config),
         "versions": versions(),

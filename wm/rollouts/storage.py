@@ -7,6 +7,7 @@ with `complete: true` as its last attribute: a killed job leaves nothing that lo
 
 from __future__ import annotations
 
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ from zarr.codecs import BloscCodec, BloscShuffle
 from wm.files import atomic_path
 
 FORMAT_VERSION = 1
+# Snakemake marks directory outputs with a .snakemake_timestamp file, which zarr warns about.
+warnings.filterwarnings("ignore", message=".*snakemake_timestamp.*")
 
 # What each kind of store holds: array name -> (per-step shape, dtype).
 LAYOUTS = {

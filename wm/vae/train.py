@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from wm.files import save_torch, versions, write_csv, write_json
+from wm.files import load_epoch_checkpoint, save_torch, versions, write_csv, write_json
 from wm.report import plot_reconstructions
 from wm.rollouts.readers import frame_batches, open_stores, sample_frames
 from wm.runtime import autocast, setup_torch
@@ -63,9 +63,20 @@ def train_vae(config: dict, data: list[Path], out: Path) -> None:
     stream = rng(config["seed"], "vae")
     print(f"train-vae: {total_frames} frames in {len(stores)} shards, {settings['epochs']} epochs on {device}")
 
-    rows, step, start = [], 0, time.perf_counter()
+    # An epoch checkpoint lets a long training survive the end of a session: the same command resumes.
+    checkpoint = out / "checkpoint.pt"
+    fingerprint = {"vae": {k: v for k, v in settings.items() if k != "epochs"}, "seed": config["seed"],
+                   "data": [str(p) for p in data], "frames": total_frames}
+    rows, step, first_epoch = [], 0, 0
+    if state := load_epoch_checkpoint(checkpoint, fingerprint):
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        stream.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        rows, step, first_epoch = state["rows"], state["step"], state["epoch"]
+    start = time.perf_counter() - (rows[-1]["seconds"] if rows else 0.0)
     log_every = max(1, batches_per_epoch // 10)
-    for epoch in range(settings["epochs"]):
+    for epoch in range(first_epoch, settings["epochs"]):
         model.train()
         sums = np.zeros(3)
         count = 0
@@ -89,13 +100,16 @@ def train_vae(config: dict, data: list[Path], out: Path) -> None:
                 bar.set_postfix(loss=f"{sums[0] / count:.1f}", kl=f"{sums[2] / count:.1f}")
                 sums[:] = 0
                 count = 0
+        save_torch(checkpoint, {"fingerprint": fingerprint, "epoch": epoch + 1, "step": step, "rows": rows,
+                                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                "numpy_rng": stream.bit_generator.state, "torch_rng": torch.get_rng_state()})
     elapsed = time.perf_counter() - start
 
-    sample = sample_frames(stores, config["vae"]["guard_frames"], stream)
+    sample = sample_frames(stores, config["vae"]["guard_frames"], rng(config["seed"], "vae", 1))
     guard = collapse_guard(model, sample, device, settings["guard_max_ratio"])
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "metrics.csv", rows)
-    plot_reconstructions(model, sample[:8], device, out / "reconstructions.png")
+    plot_reconstructions(model, sample[:: max(1, len(sample) // 8)][:8], device, out / "reconstructions.png")
     write_json(out / "summary.json", {
         "frames": total_frames, "epochs": settings["epochs"], "steps": step, "seconds": round(elapsed, 1),
         "frames_per_second": round(total_frames * settings["epochs"] / elapsed, 1),
@@ -112,6 +126,7 @@ def train_vae(config: dict, data: list[Path], out: Path) -> None:
         "kind": "vae", "z_dim": settings["z_dim"], "state_dict": model.cpu().state_dict(),
         "config": settings, "collapse_guard": guard, "versions": versions(),
     })
+    checkpoint.unlink(missing_ok=True)
     print(f"train-vae: wrote {out / 'model.pt'}")
 
 

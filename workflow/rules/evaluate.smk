@@ -16,9 +16,12 @@ rule evaluate:
         wm_config=WM_CONFIG,
         settings=config["evaluate"] | {"env": config["env"]["id"], "seed": config["seed"]},
         out=lambda wildcards, output: os.path.dirname(output.returns),
+    threads: config["evaluate"]["ranks"]
     resources:
+        mpi="mpiexec",
+        tasks=config["evaluate"]["ranks"],
         runtime=600,
-        mem_mb=4000,
+        mem_mb_per_cpu=2000,
     shell:
-        "wm evaluate {params.wm_config} --vae {input.vae} --mdn {input.mdn} --controller {input.controller} "
+        "{resources.mpi} -n {resources.tasks} wm evaluate {params.wm_config} --vae {input.vae} --mdn {input.mdn} --controller {input.controller} "
         "--out {params.out} > {log} 2>&1"

@@ -14,9 +14,31 @@ rule train_mdn:
         wm_config=WM_CONFIG,
         settings=config["mdn"],
         out=lambda wildcards, output: os.path.dirname(output.model),
-    threads: workflow.cores
+    threads: 8  # capped at the available cores when run locally
     resources:
         runtime=720,
         mem_mb=16000,
     shell:
         "wm train-mdn {params.wm_config} --latents {input} --out {params.out} > {log} 2>&1"
+
+
+rule dream:
+    """M's dream from a real frame, decoded by V, beside the real frames."""
+    input:
+        vae=f"{RUN}/vae/model.pt",
+        mdn=f"{RUN}/mdn/model.pt",
+        shard=f"{RUN}/data/shard-{SHARDS[0]}.zarr",
+    output:
+        report(f"{RUN}/mdn/dream.gif", caption="../report/dream.rst", category="2. M"),
+    conda:
+        "../../envs/wm.yaml"
+    log:
+        f"{RUN}/logs/dream.log",
+    params:
+        wm_config=WM_CONFIG,
+    resources:
+        runtime=10,
+        mem_mb=2000,
+    shell:
+        "wm dream {params.wm_config} --vae {input.vae} --mdn {input.mdn} --shard {input.shard} "
+        "--out {output} > {log} 2>&1"

@@ -16,7 +16,7 @@ rule train_vae:
         wm_config=WM_CONFIG,
         settings=config["vae"],
         out=lambda wildcards, output: os.path.dirname(output.model),
-    threads: workflow.cores
+    threads: 8  # capped at the available cores when run locally
     resources:
         runtime=720,
         mem_mb=16000,

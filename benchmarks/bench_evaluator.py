@@ -1,0 +1,115 @@
+"""Evaluator frames/s on one core: wm's batched rollouts versus the plain loop of the public code.
+
+The plain loop (the reference): one gymnasium CarRacing-v3, the shared preprocessing, then V's
+encoder, M's LSTM cell and C at batch size 1, every step, one episode after another.
+wm's path: `envs` environments in lockstep with V, M and C batched over them (wm.controller.rollout),
+with gymnasium's env and, when present, wm's pixel-identical fast env.
+
+Both run the same episodes (same tracks, same controller, same number of steps) in one process
+pinned to one core, one torch thread; the script prints frames/s, the ratio and the per-frame split.
+
+    .venv/bin/python benchmarks/bench_evaluator.py [--episodes 16] [--steps 300] [--envs 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+
+import gymnasium as gym  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from wm.controller.model import act  # noqa: E402
+from wm.controller.rollout import Episode, WorldModelAgent, run_batch  # noqa: E402
+from wm.envs import FAST_ENV_ID, make_env, preprocess  # noqa: E402
+from wm.mdn.model import MDNRNN  # noqa: E402
+from wm.vae.model import ConvVAE, to_input  # noqa: E402
+
+
+@torch.inference_mode()
+def plain_loop(vae, mdn, params, seeds, steps) -> tuple[int, float, dict]:
+    """The public reimplementations' evaluation loop, batch size 1 throughout."""
+    env = make_env("CarRacing-v3")
+    frames, spent = 0, {"env": 0.0, "preprocess": 0.0, "models": 0.0}
+    p = torch.from_numpy(params[None].astype(np.float32))
+    start = time.perf_counter()
+    for seed in seeds:
+        obs, _ = env.reset(seed=seed)
+        state, h = None, torch.zeros(1, mdn.hidden)
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            x = to_input(torch.from_numpy(preprocess(obs)[None]))
+            t1 = time.perf_counter()
+            mu, logvar = vae.encode(x)
+            z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+            a = act(p, torch.cat([z, h], dim=1))
+            h, state = mdn.step(z, a, state)
+            t2 = time.perf_counter()
+            obs, _, terminated, truncated, _ = env.step(a[0].numpy().astype(np.float64))
+            spent["env"] += time.perf_counter() - t2
+            spent["preprocess"] += t1 - t0
+            spent["models"] += t2 - t1
+            frames += 1
+            if terminated or truncated:
+                break
+    return frames, time.perf_counter() - start, spent
+
+
+def batched(env_id, vae, mdn, params, seeds, steps, envs) -> tuple[int, float, dict]:
+    agent = WorldModelAgent(vae, mdn, "z_h", True)
+    pool = [make_env(env_id) for _ in range(envs)]
+    episodes = [Episode(params, seed, seed) for seed in seeds]
+    frames, spent = 0, {}
+    start = time.perf_counter()
+    for b in range(0, len(episodes), envs):
+        results = run_batch(env_id, agent, episodes[b : b + envs], steps, envs=pool, timings=spent)
+        frames += sum(r.steps for r in results)
+    return frames, time.perf_counter() - start, spent
+
+
+def report(name, frames, seconds, spent, reference_fps=None) -> float:
+    fps = frames / seconds
+    split = ", ".join(f"{k} {1e3 * v / frames:.3f}" for k, v in spent.items())
+    overhead = 1e3 * (seconds - sum(spent.values())) / frames
+    ratio = f"  ratio {fps / reference_fps:.2f}x" if reference_fps else ""
+    print(f"{name:<34} {fps:8.1f} frames/s{ratio}\n{'':<34} ms/frame: {split}, overhead {overhead:.3f}")
+    return fps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--episodes", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--envs", type=int, default=16, help="environments per lockstep batch")
+    args = parser.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    vae, mdn = ConvVAE().eval(), MDNRNN().eval()
+    params = np.random.default_rng(0).normal(0, 0.1, 867)
+    params[-2] = 0.5  # some gas, so the car moves through the track
+    seeds = list(range(1000, 1000 + args.episodes))
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    print(f"{args.episodes} episodes x {args.steps} steps, one core ({cpu}), torch {torch.__version__}, "
+          f"{platform.python_version()}")
+    reference = report("plain loop (gymnasium, batch 1)", *plain_loop(vae, mdn, params, seeds, args.steps))
+    report(f"wm batched x{args.envs} (gymnasium env)",
+           *batched("CarRacing-v3", vae, mdn, params, seeds, args.steps, args.envs), reference)
+    try:
+        gym.spec(FAST_ENV_ID)
+        import wm.envs.fast_car_racing  # noqa: F401
+    except Exception as exc:  # the fast env is optional
+        print(f"{FAST_ENV_ID}: not available ({type(exc).__name__}: {exc})")
+        return
+    report(f"wm batched x{args.envs} ({FAST_ENV_ID})",
+           *batched(FAST_ENV_ID, vae, mdn, params, seeds, args.steps, args.envs), reference)
+
+
+if __name__ == "__main__":
+    main()

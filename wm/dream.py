@@ -1,0 +1,54 @@
+"""`wm dream`: roll M forward from a real frame and decode its z's with V, next to what really
+happened, so a person can see whether M learned the track.
+
+Starting from a recorded frame, M is fed the recorded actions and its own sampled z's
+(temperature tau); the GIF shows the real frames (left) and V's decoding of the dream (right)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import torch
+
+from wm.files import atomic_path
+from wm.mdn.model import sample_next_z
+from wm.mdn.train import load_mdn
+from wm.rollouts.storage import open_store
+from wm.seeding import derive_seed
+from wm.vae.model import to_input
+from wm.vae.train import load_vae
+
+
+@torch.inference_mode()
+def dream(config: dict, vae_path: Path, mdn_path: Path, shard: Path, out: Path,
+          start: int, steps: int, temperature: float | None = None) -> dict:
+    tau = config["mdn"]["temperature"] if temperature is None else temperature
+    vae, mdn = load_vae(vae_path), load_mdn(mdn_path)
+    episode = open_store(shard, "rollouts").episode(0)
+    length = len(episode["actions"])
+    if not 0 <= start < length - 1:
+        raise ValueError(f"--start {start} is outside the first episode of {shard} (0..{length - 2})")
+    steps = min(steps, length - 1 - start)
+    real = episode["frames"][start : start + steps + 1]
+    actions = torch.from_numpy(episode["actions"][start : start + steps])
+    generator = torch.Generator().manual_seed(derive_seed(config["seed"], "dream") % 2**63)
+    z, _ = vae.encode(to_input(torch.from_numpy(real[:1])))
+    state, dreamed = None, [z]
+    for t in range(steps):
+        out_t, state = mdn.lstm(torch.cat([z, actions[t : t + 1]], dim=-1).unsqueeze(1), state)
+        log_weights, means, log_stds = mdn.mixture(out_t.squeeze(1))
+        z = sample_next_z(log_weights, means, log_stds, tau, generator)
+        dreamed.append(z)
+    decoded = (vae.decode(torch.cat(dreamed)).clamp(0, 1) * 255).byte().permute(0, 2, 3, 1).numpy()
+    # How far the dream drifts from V's encoding of the real frames, per step.
+    real_z, _ = vae.encode(to_input(torch.from_numpy(real)))
+    drift = (torch.cat(dreamed) - real_z).pow(2).mean(dim=1).numpy()
+    frames = np.concatenate([real, np.zeros((len(real), 64, 4, 3), np.uint8), decoded], axis=2)
+    frames = np.repeat(np.repeat(frames, 3, axis=1), 3, axis=2)  # 3x larger for viewing
+    with atomic_path(out) as tmp:
+        iio.imwrite(tmp, frames, extension=".gif", duration=50, loop=0)
+    print(f"dream: wrote {out} ({steps} steps at temperature {tau}; mean squared z drift "
+          f"{drift[: steps // 4 + 1].mean():.3f} over the first quarter, {drift.mean():.3f} overall)")
+    return {"steps": steps, "temperature": tau, "z_drift": drift.tolist()}

@@ -1,0 +1,328 @@
+"""`FastCarRacing`: gymnasium's `CarRacing` with a faster `state_pixels` renderer, pixel-identical.
+
+Physics, rewards, termination and track generation are gymnasium's own code (this class only
+subclasses it). What changes is how the 96x96 observation is drawn:
+
+- With numba, the whole 1000x800 frame is drawn by `wm.envs._raster.render_state_frame`, which
+  ports the pygame-ce C routines that gymnasium calls (SDL_gfx's anti-aliased and filled
+  polygons, draw.c's filled polygon) integer for integer into a numpy canvas that pygame reads
+  in place; pygame's own `smoothscale` then makes the observation, as in gymnasium.
+- Without numba, the same drawing calls go to pygame, but with the per-frame Python removed:
+  track vertices kept as arrays, one vectorised transform and visibility test per frame, the
+  score text rendered once per distinct string, one surface reused.
+
+Both paths keep gymnasium's float arithmetic and drawing order, so every pixel is the same;
+`docs/fast_env.md` explains why and lists the traps. `render_mode="rgb_array"` and `"human"`
+frames (600x400 video, with skid marks) use gymnasium's renderer unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pygame
+from gymnasium.envs.box2d import car_dynamics
+from gymnasium.envs.box2d.car_racing import (
+    GRASS_DIM,
+    MAX_SHAPE_DIM,
+    PLAYFIELD,
+    SCALE,
+    STATE_H,
+    STATE_W,
+    WINDOW_H,
+    WINDOW_W,
+    ZOOM,
+    CarRacing,
+)
+from pygame import gfxdraw
+
+try:  # numba is optional: without it the pygame path below is used (correct, slower)
+    from wm.envs import _raster
+except ImportError:  # pragma: no cover - exercised only where numba is missing
+    _raster = None
+
+XRGB8888_MASKS = (0xFF0000, 0xFF00, 0xFF, 0)
+BAND_ROWS = 200  # canvas rows drawn and shrunk at a time
+
+
+def grass_polygons() -> np.ndarray:
+    """The 400 grass squares of `_render_road`, with its float expressions, as (400, 4, 2)."""
+    grass = []
+    for x in range(-20, 20, 2):
+        for y in range(-20, 20, 2):
+            grass.append(
+                [
+                    (GRASS_DIM * x + GRASS_DIM, GRASS_DIM * y + 0),
+                    (GRASS_DIM * x + 0, GRASS_DIM * y + 0),
+                    (GRASS_DIM * x + 0, GRASS_DIM * y + GRASS_DIM),
+                    (GRASS_DIM * x + GRASS_DIM, GRASS_DIM * y + GRASS_DIM),
+                ]
+            )
+    return np.array(grass, dtype=np.float64)
+
+
+def field_polygon() -> np.ndarray:
+    bounds = PLAYFIELD
+    return np.array([(bounds, bounds), (bounds, -bounds), (-bounds, -bounds), (-bounds, bounds)])
+
+
+def rgb_int(color) -> tuple[int, int, int]:
+    """How pygame reads a colour sequence: each component through int()."""
+    return int(color[0]), int(color[1]), int(color[2])
+
+
+def xrgb(color) -> np.uint32:
+    red, green, blue = rgb_int(color)
+    return np.uint32((red << 16) | (green << 8) | blue)
+
+
+def car_polygons(car) -> tuple[list[list[tuple[float, float]]], list[tuple[int, int, int]]]:
+    """The world-space polygons and colours that `Car.draw(..., draw_particles=False)` fills,
+    in its order. `trans * v` is Box2D's float32 transform, kept as is."""
+    polygons, colors = [], []
+    for obj in car.drawlist:
+        for f in obj.fixtures:
+            trans = f.body.transform
+            path = [trans * v for v in f.shape.vertices]
+            polygons.append([(coords[0], coords[1]) for coords in path])
+            colors.append(tuple(int(c * 255) for c in obj.color))
+            if "phase" not in obj.__dict__:
+                continue
+            a1 = obj.phase
+            a2 = obj.phase + 1.2  # radians
+            s1 = math.sin(a1)
+            s2 = math.sin(a2)
+            c1 = math.cos(a1)
+            c2 = math.cos(a2)
+            if s1 > 0 and s2 > 0:
+                continue
+            if s1 > 0:
+                c1 = np.sign(c1)
+            if s2 > 0:
+                c2 = np.sign(c2)
+            wheel_w, wheel_r, size = car_dynamics.WHEEL_W, car_dynamics.WHEEL_R, car_dynamics.SIZE
+            white_poly = [
+                (-wheel_w * size, +wheel_r * c1 * size),
+                (+wheel_w * size, +wheel_r * c1 * size),
+                (+wheel_w * size, +wheel_r * c2 * size),
+                (-wheel_w * size, +wheel_r * c2 * size),
+            ]
+            white_poly = [trans * v for v in white_poly]
+            polygons.append([(coords[0], coords[1]) for coords in white_poly])
+            colors.append(car_dynamics.WHEEL_WHITE)
+    return polygons, colors
+
+
+class FastCarRacing(CarRacing):
+    """CarRacing-v3 whose `state_pixels` observations are drawn faster, bit for bit the same."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.use_numba = _raster is not None
+        self._grass = grass_polygons()
+        self._field = field_polygon()
+        self._road = np.zeros((0, 4, 2))
+        self._road_colors = np.zeros((0, 3))
+        self._font = None
+        self._score_cache: dict[str, tuple] = {}
+        self._canvas = np.zeros((WINDOW_H, WINDOW_W), dtype=np.uint32)
+        self._polygons = ()  # the frame's polygon list, filled by _raster.prepare_frame
+        self._bands = None  # (row_lo, row_hi, canvas band surface, its shrunk surface)
+        self._world_surface: pygame.Surface | None = None  # the pygame path's drawing surface
+        self._fast_path_ok: bool | None = None
+
+    # ------------------------------------------------------------------ track
+
+    def _create_track(self):
+        created = super()._create_track()
+        if created:
+            self._cache_track()
+        return created
+
+    def _cache_track(self):
+        """Road and kerb vertices as one array, and their colours as rows of another array.
+        Each tile's `color` becomes a view of its row, so the contact listener's in-place
+        `tile.color[:] = road_color` lands in the array the renderer reads."""
+        self._road = np.array([poly for poly, _ in self.road_poly], dtype=np.float64).reshape(-1, 4, 2)
+        self._road_colors = np.array([np.asarray(color, dtype=np.float64) for _, color in self.road_poly])
+        tiles = iter(self.road)
+        for k, (poly, color) in enumerate(self.road_poly):
+            if isinstance(color, np.ndarray):  # a tile (kerbs have constant tuple colours)
+                tile = next(tiles)
+                assert tile.color is color
+                tile.color = self._road_colors[k]
+                self.road_poly[k] = (poly, tile.color)
+        if _raster is not None:
+            capacity = 1 + len(self._grass) + len(self._road) + 16 + 8  # field, grass, road, car, bar
+            self._polygons = (
+                np.zeros((capacity, _raster.MAX_POINTS), dtype=np.int64),
+                np.zeros((capacity, _raster.MAX_POINTS), dtype=np.int64),
+                np.zeros((capacity, 4), dtype=np.int64),
+                np.zeros(capacity, dtype=np.uint32),
+            )
+
+    # ------------------------------------------------------------------ rendering
+
+    def _render(self, mode: str):
+        if mode != "state_pixels" or "t" not in self.__dict__ or not self._fast_path_usable():
+            return super()._render(mode)
+        pygame.font.init()
+        if self.clock is None:
+            self.clock = pygame.time.Clock()
+        camera = self._camera()
+        if self.use_numba:
+            return self._render_numba(camera)
+        return self._render_pygame(camera)
+
+    def _fast_path_usable(self) -> bool:
+        """The ported routines assume gymnasium's surface is 32-bit XRGB, as it is without a
+        display (or with a usual one); anything else takes gymnasium's path."""
+        if self._fast_path_ok is None:
+            probe = pygame.Surface((1, 1))
+            self._fast_path_ok = probe.get_bitsize() == 32 and tuple(probe.get_masks()) == XRGB8888_MASKS
+        return self._fast_path_ok
+
+    def _camera(self):
+        """`_render`'s transformation, with pygame's Vector2 as gymnasium uses it; (cos, sin)
+        come from the same `rotate_rad`, special cases at multiples of pi/2 included."""
+        angle = -self.car.hull.angle
+        zoom = 0.1 * SCALE * max(1 - self.t, 0) + ZOOM * SCALE * min(self.t, 1)
+        scroll_x = -(self.car.hull.position[0]) * zoom
+        scroll_y = -(self.car.hull.position[1]) * zoom
+        trans = pygame.math.Vector2((scroll_x, scroll_y)).rotate_rad(angle)
+        trans = (WINDOW_W / 2 + trans[0], WINDOW_H / 4 + trans[1])
+        cos_a, sin_a = pygame.math.Vector2(1.0, 0.0).rotate_rad(angle)
+        return angle, zoom, trans, cos_a, sin_a
+
+    def _hud_values(self) -> np.ndarray:
+        car = self.car
+        true_speed = np.sqrt(np.square(car.hull.linearVelocity[0]) + np.square(car.hull.linearVelocity[1]))
+        return np.array(
+            [
+                true_speed,
+                car.wheels[0].omega,
+                car.wheels[1].omega,
+                car.wheels[2].omega,
+                car.wheels[3].omega,
+                car.wheels[0].joint.angle,
+                car.hull.angularVelocity,
+            ],
+            dtype=np.float64,
+        )
+
+    def _score(self):
+        """The score text as gymnasium draws it, rendered once per distinct string: the text
+        surface, its rect, and the pixels its opaque blit leaves on an XRGB surface."""
+        string = f"{self.reward:04.0f}"
+        cached = self._score_cache.get(string)
+        if cached is None:
+            if self._font is None:
+                self._font = pygame.font.Font(pygame.font.get_default_font(), 42)
+            text = self._font.render(string, True, (255, 255, 255), (0, 0, 0))
+            text_rect = text.get_rect()
+            text_rect.center = (60, WINDOW_H - WINDOW_H * 2.5 / 40.0)
+            blitted = pygame.Surface(text.get_size())
+            blitted.blit(text, (0, 0))
+            pixels = np.ascontiguousarray(pygame.surfarray.array2d(blitted).T.astype(np.uint32))
+            cached = (text, text_rect, pixels)
+            if len(self._score_cache) > 4096:  # scores are few; bound the cache anyway
+                self._score_cache.clear()
+            self._score_cache[string] = cached
+        return cached
+
+    def _render_numba(self, camera):
+        """Prepare the frame's polygons once, then per band of rows: draw it, and let pygame's
+        smoothscale shrink it horizontally while it is in cache; the vertical shrink of the
+        96-wide result is the second half of that same smoothscale."""
+        angle, zoom, trans, cos_a, sin_a = camera
+        polygons, colors = car_polygons(self.car)
+        car_points = np.array([p for poly in polygons for p in poly], dtype=np.float64)
+        car_offsets = np.cumsum([0] + [len(poly) for poly in polygons])
+        car_colors = np.array([xrgb(c) for c in colors], dtype=np.uint32)
+        _, text_rect, score_pixels = self._score()
+        count = _raster.prepare_frame(
+            WINDOW_H,
+            WINDOW_W,
+            self._field,
+            xrgb(self.bg_color),
+            self._grass,
+            xrgb(self.grass_color),
+            self._road,
+            self._road_colors,
+            (cos_a, sin_a, zoom, trans[0], trans[1]),
+            (-MAX_SHAPE_DIM, WINDOW_W + MAX_SHAPE_DIM, WINDOW_H + MAX_SHAPE_DIM),
+            car_points,
+            car_offsets,
+            car_colors,
+            self._hud_values(),
+            *self._polygons,
+        )
+        if self._bands is None:
+            self._bands = self._make_bands()
+        for row_lo, row_hi, band, band_shrunk in self._bands:
+            _raster.draw_rows(self._canvas, row_lo, row_hi, *self._polygons, count, score_pixels, text_rect.x,
+                              text_rect.y)
+            pygame.transform.smoothscale(band, (STATE_W, row_hi - row_lo), band_shrunk)
+        return self._create_image_array(self._shrunk_surface, (STATE_W, STATE_H))
+
+    def _make_bands(self):
+        """Surfaces over the canvas and over its 96-wide shrink, band by band (bytes B, G, R, 0
+        of XRGB8888 read as BGRA). A band of 200 rows is 800 kB: it stays in L2 cache between
+        being drawn and being shrunk."""
+        self._shrunk = np.zeros((WINDOW_H, STATE_W), dtype=np.uint32)
+        self._shrunk_surface = pygame.image.frombuffer(self._shrunk, (STATE_W, WINDOW_H), "BGRA")
+        bands = []
+        for row_lo in range(0, WINDOW_H, BAND_ROWS):
+            row_hi = min(row_lo + BAND_ROWS, WINDOW_H)
+            rows = (WINDOW_W, row_hi - row_lo)
+            band = pygame.image.frombuffer(self._canvas[row_lo:row_hi], rows, "BGRA")
+            band_shrunk = pygame.image.frombuffer(self._shrunk[row_lo:row_hi], (STATE_W, row_hi - row_lo), "BGRA")
+            bands.append((row_lo, row_hi, band, band_shrunk))
+        return bands
+
+    # ------------------------------------------------------------------ pygame fallback
+
+    def _render_pygame(self, camera):
+        angle, zoom, trans, cos_a, sin_a = camera
+        if self._world_surface is None:
+            self._world_surface = pygame.Surface((WINDOW_W, WINDOW_H))
+        surf = self._world_surface
+        surf.fill((0, 0, 0))
+
+        def to_screen(points):
+            x, y = points[..., 0], points[..., 1]
+            return np.stack(((cos_a * x - sin_a * y) * zoom + trans[0], (sin_a * x + cos_a * y) * zoom + trans[1]), -1)
+
+        field = to_screen(self._field).astype(np.int64).tolist()
+        gfxdraw.aapolygon(surf, field, rgb_int(self.bg_color))
+        gfxdraw.filled_polygon(surf, field, rgb_int(self.bg_color))
+        self._draw_visible(surf, to_screen(self._grass), None, rgb_int(self.grass_color))
+        self._draw_visible(surf, to_screen(self._road), self._road_colors.astype(np.int64), None)
+
+        polygons, colors = car_polygons(self.car)
+        for poly, color in zip(polygons, colors):
+            points = to_screen(np.array(poly, dtype=np.float64)).tolist()
+            pygame.draw.polygon(surf, color=color, points=points)
+
+        self.surf = pygame.transform.flip(surf, False, True)
+        self._render_indicators(WINDOW_W, WINDOW_H)
+        text, text_rect, _ = self._score()
+        self.surf.blit(text, text_rect)
+        return self._create_image_array(self.surf, (STATE_W, STATE_H))
+
+    def _draw_visible(self, surf, screen, colors, one_color):
+        """gymnasium's visibility test on the float vertices, then an exact cull of polygons
+        whose integer bounding box misses the surface, then aapolygon + filled_polygon."""
+        lo, hi_x, hi_y = -MAX_SHAPE_DIM, WINDOW_W + MAX_SHAPE_DIM, WINDOW_H + MAX_SHAPE_DIM
+        x, y = screen[..., 0], screen[..., 1]
+        near = ((lo <= x) & (x <= hi_x) & (lo <= y) & (y <= hi_y)).any(axis=1)
+        ints = screen.astype(np.int64)
+        ints = (ints + 32768) % 65536 - 32768  # gfxdraw's Sint16 cast
+        lo_xy, hi_xy = ints.min(axis=1), ints.max(axis=1)
+        on_surface = (hi_xy[:, 0] >= 0) & (lo_xy[:, 0] < WINDOW_W) & (hi_xy[:, 1] >= 0) & (lo_xy[:, 1] < WINDOW_H)
+        for p in np.flatnonzero(near & on_surface):
+            color = one_color if colors is None else tuple(colors[p].tolist())
+            points = ints[p].tolist()
+            gfxdraw.aapolygon(surf, points, color)
+            gfxdraw.filled_polygon(surf, points, color)
