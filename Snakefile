@@ -2,6 +2,7 @@
 # A table of contents: the rules live in workflow/rules/, one file per stage, each a single `wm` command.
 
 configfile: "config.yaml"
+container: os.environ.get("WM_IMAGE", "docker://ghcr.io/wm-project/wm:0.1.0")  # with --sdm apptainer; docs/cluster.md
 
 
 include: "workflow/rules/common.smk"

@@ -13,15 +13,23 @@ def write(tmp_path, data, name="bad.yaml"):
     return path
 
 
-def test_defaults_are_the_papers():
-    config = load_config([write_default := REPO / "config.yaml"])
-    assert config["vae"]["kl_tolerance"] == 0.5 and config["vae"]["learning_rate"] == 1e-4
-    assert config["mdn"]["hidden"] == 256 and config["mdn"]["gaussians"] == 5
-    assert config["controller"]["sigma0"] == 0.1 and config["controller"]["l2_coefficient"] == 0.01
-    paper = load_config([write_default, REPO / "presets" / "paper.yaml"])
-    assert paper["collect"]["shards"] * paper["collect"]["episodes_per_shard"] == 10_000
-    assert paper["controller"]["popsize"] == 64 and paper["controller"]["rollouts"] == 16
-    assert paper["evaluate"]["episodes"] == 100
+def test_schema_defaults_and_paper_preset_are_the_papers(tmp_path):
+    for config in (load_config([write(tmp_path, "{}", "empty.yaml")]),
+                   load_config([REPO / "config.yaml", REPO / "presets" / "paper.yaml"])):
+        assert config["vae"]["kl_tolerance"] == 0.5 and config["vae"]["learning_rate"] == 1e-4
+        assert config["vae"]["batch_size"] == 100 and config["mdn"]["learning_rate"] == 1e-3
+        assert config["mdn"]["hidden"] == 256 and config["mdn"]["gaussians"] == 5
+        assert config["controller"]["sigma0"] == 0.1 and config["controller"]["l2_coefficient"] == 0.01
+        assert config["controller"]["popsize"] == 64 and config["controller"]["rollouts"] == 16
+        assert config["controller"]["no_progress_steps"] == 0 and config["controller"]["eval_solution"] == "mean"
+        assert config["collect"]["shards"] * config["collect"]["episodes_per_shard"] == 10_000
+        assert config["collect"]["policy"] == "random_controller"
+        assert config["evaluate"]["episodes"] == 100
+
+
+def test_presets_are_valid():
+    for preset in sorted((REPO / "presets").glob("*.yaml")):
+        load_config([REPO / "config.yaml", preset])
 
 
 @pytest.mark.parametrize("data, message", [

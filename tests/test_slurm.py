@@ -6,8 +6,8 @@
 
 Every claim is checked against Slurm's own records (`scontrol show job`, kept MinJobAge seconds; there
 is no accounting), the jobs' output files, and the outputs themselves (`wm data check`, JSON, CSV).
-The controller runs with 2 MPI ranks: the Slurm plugin refuses an MPI job of 1 task, and 2 ranks is
-what shows that srun --mpi=pmi2 gives wm one communicator of that size.
+CMA-ES and the evaluation run with 2 MPI ranks each: the Slurm plugin refuses an MPI job of 1 task,
+and 2 ranks is what shows that srun --mpi=pmi2 gives wm one communicator of that size.
 
 Skips only where Slurm cannot run here at all (see slurm_cluster.unavailable_reason)."""
 
@@ -42,7 +42,8 @@ def copy_project(dest: Path) -> Path:
         elif src.exists():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)
-    (dest / "slurm-test.yaml").write_text(f"run_dir: results\ncontroller: {{ranks: {RANKS}}}\n")
+    (dest / "slurm-test.yaml").write_text(f"run_dir: results\ncontroller: {{ranks: {RANKS}}}\n"
+                                          f"evaluate: {{ranks: {RANKS}}}\n")
     return dest
 
 
@@ -72,6 +73,8 @@ def assert_outputs_whole(run_dir: Path) -> None:
     assert [int(r["generation"]) for r in read_csv(run_dir / "controller" / "z_h" / "log.csv")] == [1, 2]
     result = json.loads((run_dir / "eval" / "z_h" / "returns.json").read_text())
     assert result["episodes"] == len(result["returns"]) == 2
+    assert result["ranks"] == RANKS  # the evaluation's MPI communicator, as wm saw it
+    assert (run_dir / "mdn" / "dream.gif").read_bytes()[:4] == b"GIF8"
 
 
 def assert_ran_with_ranks(log: Path, ranks: int) -> None:
@@ -106,10 +109,11 @@ def test_profile_runs_every_rule_and_outputs_are_whole(snakemake_run):
     workdir, records, _, _ = snakemake_run
     assert {r["JobState"] for r in records} == {"COMPLETED"}, [(r["JobId"], r["JobState"]) for r in records]
     assert all(r["ExitCode"] == "0:0" and r["Partition"] == PARTITION for r in records)
-    for rule, count in [("collect", 2), ("encode", 2), ("train_vae", 1), ("train_mdn", 1),
-                        ("train_controller", 1), ("evaluate", 1)]:
+    counts = {"collect": 2, "encode": 2, "train_vae": 1, "train_mdn": 1, "dream": 1, "train_controller": 1,
+              "evaluate": 1}
+    for rule, count in counts.items():
         assert len(by_rule(records, rule)) == count, (rule, [r.get("Comment") for r in records])
-    assert len(records) == 8
+    assert len(records) == sum(counts.values())
     assert_outputs_whole(workdir / "results")
 
 
@@ -127,16 +131,17 @@ def test_profile_asks_for_a_gpu_for_v_and_m(snakemake_run):
         (job,) = by_rule(records, rule)
         assert "gpu:1" in job.get("TresPerJob", ""), job
         assert job["CPUs/Task"] == "8" and job["MinMemoryNode"] == "32000M", job
-    for rule in ("collect", "encode", "train_controller", "evaluate"):
+    for rule in ("collect", "encode", "dream", "train_controller", "evaluate"):
         assert all("gpu" not in r.get("TresPerJob", "") for r in by_rule(records, rule))
 
 
-def test_profile_runs_cma_es_as_one_mpi_job_under_srun(snakemake_run):
+def test_profile_runs_cma_es_and_evaluation_as_one_mpi_job_each_under_srun(snakemake_run):
     workdir, records, _, _ = snakemake_run
-    (job,) = by_rule(records, "train_controller")
-    assert job["NumTasks"] == str(RANKS) and job["CPUs/Task"] == "1", job
-    slurm_log = Path(job["StdOut"]).read_text()
-    assert f"srun --mpi=pmi2 -n {RANKS} wm train-controller" in slurm_log, slurm_log[-2000:]
+    for rule, command in [("train_controller", "train-controller"), ("evaluate", "evaluate")]:
+        (job,) = by_rule(records, rule)
+        assert job["NumTasks"] == str(RANKS) and job["CPUs/Task"] == "1", job
+        slurm_log = Path(job["StdOut"]).read_text()
+        assert f"srun --mpi=pmi2 -n {RANKS} wm {command}" in slurm_log, slurm_log[-2000:]
     assert_ran_with_ranks(workdir / "results" / "logs" / "train_controller" / "z_h.log", RANKS)
 
 
@@ -161,7 +166,7 @@ def test_sbatch_chain(slurm, tmp_path):  # noqa: F811
     for stage in ("vae", "mdn"):
         assert "gpu:1" in records[stage][0].get("TresPerJob", "")
     (controller,) = records["controller-z_h"]
-    assert controller["NumTasks"] == str(RANKS)
+    assert controller["NumTasks"] == str(RANKS) and records["evaluate-z_h"][0]["NumTasks"] == str(RANKS)
     # afterok: each stage started only after everything it depends on had ended
     chain = [collect, records["vae"], records["mdn"], [controller], records["evaluate-z_h"]]
     for earlier, later in zip(chain, chain[1:]):

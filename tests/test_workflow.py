@@ -40,6 +40,8 @@ def test_every_stage_writes_whole_outputs(tiny_run):
     mdn_rows = read_csv(tiny_run / "mdn" / "metrics.csv")
     assert len(mdn_rows) == 1 and np.isfinite(float(mdn_rows[0]["train_loss"]))
     assert is_png(tiny_run / "mdn" / "loss.png")
+    with Image.open(tiny_run / "mdn" / "dream.gif") as dream:
+        assert dream.n_frames == 21  # the real start frame and 20 dreamed steps, beside the real ones
 
     log = read_csv(tiny_run / "controller" / "z_h" / "log.csv")
     assert [int(r["generation"]) for r in log] == [1, 2]
@@ -57,7 +59,7 @@ def test_every_stage_writes_whole_outputs(tiny_run):
 
 def test_report_holds_the_figures(tiny_run):
     html = (tiny_run / "report.html").read_text(errors="replace")
-    for name in ("reconstructions.png", "loss.png", "curve.png", "histogram.png"):
+    for name in ("reconstructions.png", "loss.png", "dream.gif", "curve.png", "histogram.png"):
         assert name in html
 
 

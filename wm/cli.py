@@ -94,8 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vae", type=Path, required=True)
     p.add_argument("--mdn", type=Path, required=True)
     p.add_argument("--shard", type=Path, required=True, help="rollout shard; its first episode is used")
-    p.add_argument("--start", type=int, default=60, help="start frame (after the zoom-in of the first 50)")
-    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--start", type=int, help="start frame (default: mdn.dream_start)")
+    p.add_argument("--steps", type=int, help="steps to dream (default: mdn.dream_steps)")
     p.add_argument("--temperature", type=float, help="tau (default: mdn.temperature)")
     p.add_argument("--out", type=Path, required=True, help="GIF to write")
     return parser

@@ -23,13 +23,15 @@ from wm.vae.train import load_vae
 
 @torch.inference_mode()
 def dream(config: dict, vae_path: Path, mdn_path: Path, shard: Path, out: Path,
-          start: int, steps: int, temperature: float | None = None) -> dict:
+          start: int | None = None, steps: int | None = None, temperature: float | None = None) -> dict:
     tau = config["mdn"]["temperature"] if temperature is None else temperature
+    start = config["mdn"]["dream_start"] if start is None else start
+    steps = config["mdn"]["dream_steps"] if steps is None else steps
     vae, mdn = load_vae(vae_path), load_mdn(mdn_path)
     episode = open_store(shard, "rollouts").episode(0)
     length = len(episode["actions"])
     if not 0 <= start < length - 1:
-        raise ValueError(f"--start {start} is outside the first episode of {shard} (0..{length - 2})")
+        raise ValueError(f"dream start {start} (mdn.dream_start or --start) is outside the first episode of {shard} (0..{length - 2})")
     steps = min(steps, length - 1 - start)
     real = episode["frames"][start : start + steps + 1]
     actions = torch.from_numpy(episode["actions"][start : start + steps])

@@ -23,6 +23,9 @@ from wm.seeding import derive_seed
 from wm.vae.train import load_vae
 
 
+EVALUATION_ENV = "CarRacing-v3"
+
+
 def load_controller(path: Path, vae, mdn) -> tuple[str, np.ndarray]:
     from wm.controller.model import parameter_count
 
@@ -48,7 +51,8 @@ def evaluate(config: dict, vae_path: Path, mdn_path: Path, controller_path: Path
     vae, mdn = load_vae(vae_path), load_mdn(mdn_path)
     variant, params = load_controller(controller_path, vae, mdn)
     agent = WorldModelAgent(vae, mdn, variant, config["controller"]["z_sample"])
-    runner = ChunkRunner(agent, RolloutSettings(config["env"]["id"], settings["max_steps"], 0,
+    # Scores are always measured on gymnasium's own CarRacing-v3, as the paper reports them.
+    runner = ChunkRunner(agent, RolloutSettings(EVALUATION_ENV, settings["max_steps"], 0,
                                                 config["controller"]["envs_per_rank"]))
     tracks, noises = evaluation_seeds(config)
     return run_with_evaluator(runner, config["controller"]["worker_timeout"],
@@ -66,7 +70,7 @@ def score(config, variant, params, agent, evaluator, tracks, noises, controller_
         "variant": variant, "episodes": len(returns), "mean": float(np.mean(returns)), "std": float(np.std(returns)),
         "min": float(np.min(returns)), "max": float(np.max(returns)), "returns": returns,
         "steps": [r.steps for r in results], "tiles": [r.tiles for r in results],
-        "ended_by": [r.ended_by for r in results], "track_seeds": tracks, "env_id": config["env"]["id"],
+        "ended_by": [r.ended_by for r in results], "track_seeds": tracks, "env_id": EVALUATION_ENV,
         "seconds": round(time.perf_counter() - start, 1), "ranks": evaluator.ranks,
         "controller": str(controller_path),
         "config": config, "versions": versions(),
@@ -77,7 +81,7 @@ def score(config, variant, params, agent, evaluator, tracks, noises, controller_
                    f"{variant}: {len(returns)} held-out tracks, {summary['mean']:.0f} +- {summary['std']:.0f}")
     if settings["video"]:
         first = Episode(params, tracks[0], noises[0])
-        recorded = run_batch(config["env"]["id"], agent, [first], settings["max_steps"], record=True)[0]
+        recorded = run_batch(EVALUATION_ENV, agent, [first], settings["max_steps"], record=True)[0]
         with atomic_path(out / "episode.gif") as tmp:
             iio.imwrite(tmp, recorded.frames[::2], extension=".gif", duration=40, loop=0)
     print(f"evaluate [{variant}]: {summary['mean']:.1f} +- {summary['std']:.1f} over {len(returns)} tracks")

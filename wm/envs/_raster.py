@@ -17,9 +17,10 @@ flips its frame vertically after drawing the world), and only canvas rows in [ro
 written (rows outside are overdrawn later anyway). Clipping always uses the full surface, as SDL
 does, because the clipped end points of an anti-aliased edge decide where its pixels fall.
 
-`render_state_frame` draws a whole CarRacing frame (world, car, indicator bar, score) with these.
-Every float expression keeps gymnasium's operation order; numba does not fuse multiply-adds
-unless fastmath is on, so the doubles match CPython's bit for bit.
+Then `prepare_frame` and `draw_rows` draw a whole CarRacing frame (world, car, indicator bar,
+score) with them, and `shrink_rows` ports the vertical half of pygame's `smoothscale`. Every
+float expression keeps gymnasium's (or Box2D's float32) operation order; numba does not fuse
+multiply-adds unless fastmath is on, so the floats match CPython's and Box2D's bit for bit.
 """
 
 from __future__ import annotations
@@ -696,44 +697,74 @@ SMOOTHSCALE_FRACTION_BITS = {"SSE2": 14, "NEON": 14, "GENERIC": 16}
 def shrink_rows(shrunk_x, pixels_xyc, fraction_bits):
     """`filter_shrink_Y` of rows of XRGB pixels (height, width) into `pixels_xyc` (width,
     new_height, 3) RGB, the order of `pygame.surfarray.pixels3d`. Rows the filter never
-    writes stay as they are (pygame's new surfaces start zeroed)."""
+    writes stay as they are (pygame's new surfaces start zeroed).
+
+    Per column the accumulator holds blue and red in the two 16-bit halves of one uint32 and
+    green in another, so each row is one vectorised pass; an output row sums fewer than 257
+    input rows, so no 16-bit half carries into its neighbour."""
     src_height, width = shrunk_x.shape
     dst_height = pixels_xyc.shape[1]
+    assert src_height < 256 * dst_height and pixels_xyc.shape[0] == width
     one = 1 << fraction_bits
     y_space = one * src_height // dst_height
     if fraction_bits == 14:
-        y_recip = (0x40000000 // y_space) & 0xFFFF  # _mm_set1_epi16
+        y_recip = np.uint32((0x40000000 // y_space) & 0xFFFF)  # _mm_set1_epi16
     else:
-        y_recip = 0x100000000 // y_space
-    accumulate = np.zeros((width, 3), np.int64)
+        y_recip = np.uint32(0x100000000 // y_space)
+    blue_red = np.zeros(width, np.uint32)
+    green = np.zeros(width, np.uint32)
+    out_rows = np.zeros((dst_height, width), np.uint32)
+    lows = np.uint32(0x00FF00FF)
+    byte = np.uint32(255)
+    half = np.uint32(0xFFFF)
+    columns = np.uint64(width)  # unsigned loop bounds let numba vectorise the loops
     y_counter = y_space
     out_y = 0
     for y in range(src_height):
         row = shrunk_x[y]
         if y_counter > one:
-            for x in range(width):
-                pixel = np.int64(row[x])
-                for channel in range(3):
-                    value = (pixel >> (16 - 8 * channel)) & 255
-                    accumulate[x, channel] = (accumulate[x, channel] + value) & 0xFFFF
+            for x in range(columns):
+                blue_red[x] += row[x] & lows
+                green[x] += (row[x] >> np.uint32(8)) & byte
             y_counter -= one
-        else:
-            y_frac = one - y_counter
-            for x in range(width):
-                pixel = np.int64(row[x])
-                for channel in range(3):
-                    value = (pixel >> (16 - 8 * channel)) & 255
-                    if fraction_bits == 14:
-                        # mulhi_epu16 of (value << 2), add, mulhi by the reciprocal, packus
-                        value4 = value << 2
-                        total = (((value4 * y_counter) >> 16) + accumulate[x, channel]) & 0xFFFF
-                        accumulate[x, channel] = (value4 * y_frac) >> 16
-                        out = min((total * y_recip) >> 16, 255)
-                    else:
-                        total = accumulate[x, channel] + ((value * y_counter) >> 16)
-                        accumulate[x, channel] = ((value * y_frac) >> 16) & 0xFFFF
-                        out = ((total * y_recip) >> 16) & 255  # the C code's (Uint8) cast
-                    if out_y < dst_height:
-                        pixels_xyc[x, out_y, channel] = out
-            out_y += 1
-            y_counter = y_space - y_frac
+            continue
+        y_frac = one - y_counter
+        counter = np.uint32(y_counter)
+        frac = np.uint32(y_frac)
+        if out_y < dst_height:
+            out_row = out_rows[out_y]
+            if fraction_bits == 14:
+                # SSE2: mulhi_epu16 of (value << 2) by the counter, add, mulhi by the
+                # reciprocal, packus to a byte
+                for x in range(columns):
+                    pixel = row[x]
+                    b4 = (pixel & byte) << np.uint32(2)
+                    g4 = ((pixel >> np.uint32(8)) & byte) << np.uint32(2)
+                    r4 = ((pixel >> np.uint32(16)) & byte) << np.uint32(2)
+                    blue = ((((b4 * counter) >> np.uint32(16)) + (blue_red[x] & half)) & half) * y_recip >> np.uint32(16)
+                    grn = ((((g4 * counter) >> np.uint32(16)) + green[x]) & half) * y_recip >> np.uint32(16)
+                    red = ((((r4 * counter) >> np.uint32(16)) + (blue_red[x] >> np.uint32(16))) & half) * y_recip >> np.uint32(16)
+                    blue_red[x] = ((b4 * frac) >> np.uint32(16)) | (((r4 * frac) >> np.uint32(16)) << np.uint32(16))
+                    green[x] = (g4 * frac) >> np.uint32(16)
+                    out_row[x] = min(blue, byte) | (min(grn, byte) << np.uint32(8)) | (min(red, byte) << np.uint32(16))
+            else:
+                # the C filter: 16 fraction bits, then a (Uint8) cast
+                for x in range(columns):
+                    pixel = row[x]
+                    b = pixel & byte
+                    g = (pixel >> np.uint32(8)) & byte
+                    r = (pixel >> np.uint32(16)) & byte
+                    blue = (((blue_red[x] & half) + ((b * counter) >> np.uint32(16))) * y_recip >> np.uint32(16)) & byte
+                    grn = ((green[x] + ((g * counter) >> np.uint32(16))) * y_recip >> np.uint32(16)) & byte
+                    red = (((blue_red[x] >> np.uint32(16)) + ((r * counter) >> np.uint32(16))) * y_recip >> np.uint32(16)) & byte
+                    blue_red[x] = ((b * frac) >> np.uint32(16)) | (((r * frac) >> np.uint32(16)) << np.uint32(16))
+                    green[x] = (g * frac) >> np.uint32(16)
+                    out_row[x] = blue | (grn << np.uint32(8)) | (red << np.uint32(16))
+        out_y += 1
+        y_counter = y_space - y_frac
+    for y in range(min(out_y, dst_height)):
+        for x in range(width):
+            pixel = out_rows[y, x]
+            pixels_xyc[x, y, 0] = (pixel >> np.uint32(16)) & byte
+            pixels_xyc[x, y, 1] = (pixel >> np.uint32(8)) & byte
+            pixels_xyc[x, y, 2] = pixel & byte

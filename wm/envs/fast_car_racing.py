@@ -1,19 +1,21 @@
 """`FastCarRacing`: gymnasium's `CarRacing` with a faster `state_pixels` renderer, pixel-identical.
 
 Physics, rewards, termination and track generation are gymnasium's own code (this class only
-subclasses it). What changes is how the 96x96 observation is drawn:
+subclasses it); only the drawing of the 96x96 observation changes:
 
-- With numba, the whole 1000x800 frame is drawn by `wm.envs._raster.render_state_frame`, which
-  ports the pygame-ce C routines that gymnasium calls (SDL_gfx's anti-aliased and filled
-  polygons, draw.c's filled polygon) integer for integer into a numpy canvas that pygame reads
-  in place; pygame's own `smoothscale` then makes the observation, as in gymnasium.
-- Without numba, the same drawing calls go to pygame, but with the per-frame Python removed:
-  track vertices kept as arrays, one vectorised transform and visibility test per frame, the
-  score text rendered once per distinct string, one surface reused.
+- With numba (the fast path), `wm.envs._raster` ports the pygame-ce C routines that gymnasium
+  calls (SDL_gfx's anti-aliased and filled polygons, draw.c's filled polygon) integer for
+  integer. `prepare_frame` turns the frame into a list of integer polygons; `draw_rows` draws
+  it into a numpy canvas, already flipped, band by band; pygame's own `smoothscale` shrinks
+  each band horizontally in place (through surfaces over the canvas memory); `shrink_rows`,
+  a port of smoothscale's vertical pass, writes the observation.
+- Without numba (the fallback), the same drawing calls go to pygame, minus gymnasium's
+  per-frame Python: track vertices kept as arrays, one vectorised transform and visibility
+  test per frame, the score text rendered once per distinct string, one surface reused.
 
 Both paths keep gymnasium's float arithmetic and drawing order, so every pixel is the same;
-`docs/fast_env.md` explains why and lists the traps. `render_mode="rgb_array"` and `"human"`
-frames (600x400 video, with skid marks) use gymnasium's renderer unchanged.
+docs/fast_env.md says why, with the traps. `render_mode="rgb_array"` and `"human"` frames
+(600x400 video, with skid marks) go through gymnasium's renderer unchanged.
 """
 
 from __future__ import annotations
@@ -42,8 +44,9 @@ try:  # numba is optional: without it the pygame path below is used (correct, sl
 except ImportError:  # pragma: no cover - exercised only where numba is missing
     _raster = None
 
-XRGB8888_MASKS = (0xFF0000, 0xFF00, 0xFF, 0)
-BAND_ROWS = 200  # canvas rows drawn and shrunk at a time
+XRGB8888_MASKS = (0xFF0000, 0xFF00, 0xFF, 0)  # gymnasium's surface format, which the ports assume
+BAND_ROWS = 200  # canvas rows drawn, then shrunk, at a time (800 kB: they stay in cache)
+CULL_BOUNDS = (-MAX_SHAPE_DIM, WINDOW_W + MAX_SHAPE_DIM, WINDOW_H + MAX_SHAPE_DIM)  # gymnasium's test
 
 
 def grass_polygons() -> np.ndarray:
@@ -124,11 +127,13 @@ class FastCarRacing(CarRacing):
         self._field = field_polygon()
         self._road = np.zeros((0, 4, 2))
         self._road_colors = np.zeros((0, 3))
+        self._bg_xrgb = self._grass_xrgb = np.uint32(0)
         self._font = None
         self._score_cache: dict[str, tuple] = {}
         self._canvas = np.zeros((WINDOW_H, WINDOW_W), dtype=np.uint32)
         self._polygons = ()  # the frame's polygon list, filled by _raster.prepare_frame
         self._bands = None  # (row_lo, row_hi, canvas band surface, its shrunk surface)
+        self._car_template = None  # (car, its polygons as `_car_pose` returns them, stripes)
         self._world_surface: pygame.Surface | None = None  # the pygame path's drawing surface
         self._fast_path_ok: bool | None = None
 
@@ -146,6 +151,7 @@ class FastCarRacing(CarRacing):
         `tile.color[:] = road_color` lands in the array the renderer reads."""
         self._road = np.array([poly for poly, _ in self.road_poly], dtype=np.float64).reshape(-1, 4, 2)
         self._road_colors = np.array([np.asarray(color, dtype=np.float64) for _, color in self.road_poly])
+        self._bg_xrgb, self._grass_xrgb = xrgb(self.bg_color), xrgb(self.grass_color)  # fixed until reset
         tiles = iter(self.road)
         for k, (poly, color) in enumerate(self.road_poly):
             if isinstance(color, np.ndarray):  # a tile (kerbs have constant tuple colours)
@@ -232,29 +238,23 @@ class FastCarRacing(CarRacing):
         return cached
 
     def _render_numba(self, camera):
-        """Prepare the frame's polygons once, then per band of rows: draw it, and let pygame's
-        smoothscale shrink it horizontally while it is in cache; the vertical shrink of the
-        96-wide result is the second half of that same smoothscale."""
-        angle, zoom, trans, cos_a, sin_a = camera
-        polygons, colors = car_polygons(self.car)
-        car_points = np.array([p for poly in polygons for p in poly], dtype=np.float64)
-        car_offsets = np.cumsum([0] + [len(poly) for poly in polygons])
-        car_colors = np.array([xrgb(c) for c in colors], dtype=np.uint32)
+        """Prepare the frame's polygons once, then per band of rows: draw it and let pygame's
+        smoothscale shrink it horizontally while it is in cache; then the vertical pass of
+        that same smoothscale, ported, writes the observation."""
+        _, zoom, trans, cos_a, sin_a = camera
         _, text_rect, score_pixels = self._score()
         count = _raster.prepare_frame(
             WINDOW_H,
             WINDOW_W,
             self._field,
-            xrgb(self.bg_color),
+            self._bg_xrgb,
             self._grass,
-            xrgb(self.grass_color),
+            self._grass_xrgb,
             self._road,
             self._road_colors,
             (cos_a, sin_a, zoom, trans[0], trans[1]),
-            (-MAX_SHAPE_DIM, WINDOW_W + MAX_SHAPE_DIM, WINDOW_H + MAX_SHAPE_DIM),
-            car_points,
-            car_offsets,
-            car_colors,
+            CULL_BOUNDS,
+            self._car_pose(),
             self._hud_values(),
             *self._polygons,
         )
@@ -264,7 +264,74 @@ class FastCarRacing(CarRacing):
             _raster.draw_rows(self._canvas, row_lo, row_hi, *self._polygons, count, score_pixels, text_rect.x,
                               text_rect.y)
             pygame.transform.smoothscale(band, (STATE_W, row_hi - row_lo), band_shrunk)
-        return self._create_image_array(self._shrunk_surface, (STATE_W, STATE_H))
+        fraction_bits = _raster.SMOOTHSCALE_FRACTION_BITS.get(pygame.transform.get_smoothscale_backend())
+        if fraction_bits is None:  # a backend not ported: let pygame do the vertical pass too
+            return self._create_image_array(self._shrunk_surface, (STATE_W, STATE_H))
+        # the layout `_create_image_array` returns: a transposed (x, y, rgb) array
+        pixels_xyc = np.zeros((STATE_W, STATE_H, 3), dtype=np.uint8)
+        _raster.shrink_rows(self._shrunk, pixels_xyc, fraction_bits)
+        return np.transpose(pixels_xyc, axes=(1, 0, 2))
+
+    def _car_pose(self):
+        """The car for `_raster.add_car_polygons`: the polygons `Car.draw` fills, in its order,
+        as float32 body-local points (what Box2D keeps), with each body's transform. The
+        wheels' white stripes move with `phase` and are rewritten every frame."""
+        car = self.car
+        if self._car_template is None or self._car_template[0] is not car:
+            self._car_template = (car, *self._car_polygon_template(car))
+        _, points, offsets, bodies, colors, enabled, stripes = self._car_template
+        transforms = np.empty((len(car.drawlist), 4), dtype=np.float32)
+        for k, obj in enumerate(car.drawlist):
+            trans = obj.transform
+            transforms[k] = (trans.position[0], trans.position[1], trans.q.c, trans.q.s)
+        wheel_w, wheel_r, size = car_dynamics.WHEEL_W, car_dynamics.WHEEL_R, car_dynamics.SIZE
+        for obj, polygon in stripes:
+            # Car.draw's arithmetic for the white stripe of a wheel
+            a1 = obj.phase
+            a2 = obj.phase + 1.2  # radians
+            s1 = math.sin(a1)
+            s2 = math.sin(a2)
+            c1 = math.cos(a1)
+            c2 = math.cos(a2)
+            enabled[polygon] = not (s1 > 0 and s2 > 0)
+            if not enabled[polygon]:
+                continue
+            if s1 > 0:
+                c1 = np.sign(c1)
+            if s2 > 0:
+                c2 = np.sign(c2)
+            start = offsets[polygon]
+            points[start : start + 4] = (
+                (-wheel_w * size, +wheel_r * c1 * size),
+                (+wheel_w * size, +wheel_r * c1 * size),
+                (+wheel_w * size, +wheel_r * c2 * size),
+                (-wheel_w * size, +wheel_r * c2 * size),
+            )  # rounded to float32 here, as when pybox2d converts them to a b2Vec2
+        return points, offsets, bodies, colors, enabled, transforms
+
+    @staticmethod
+    def _car_polygon_template(car):
+        points, offsets, bodies, colors, stripes = [], [0], [], [], []
+        for k, obj in enumerate(car.drawlist):
+            for f in obj.fixtures:
+                points.extend(f.shape.vertices)
+                offsets.append(len(points))
+                bodies.append(k)
+                colors.append(xrgb([int(c * 255) for c in obj.color]))
+                if "phase" in obj.__dict__:
+                    stripes.append((obj, len(bodies)))
+                    points.extend([(0.0, 0.0)] * 4)
+                    offsets.append(len(points))
+                    bodies.append(k)
+                    colors.append(xrgb(car_dynamics.WHEEL_WHITE))
+        return (
+            np.array(points, dtype=np.float32),
+            np.array(offsets, dtype=np.int64),
+            np.array(bodies, dtype=np.int64),
+            np.array(colors, dtype=np.uint32),
+            np.ones(len(bodies), dtype=np.bool_),
+            stripes,
+        )
 
     def _make_bands(self):
         """Surfaces over the canvas and over its 96-wide shrink, band by band (bytes B, G, R, 0
@@ -284,7 +351,7 @@ class FastCarRacing(CarRacing):
     # ------------------------------------------------------------------ pygame fallback
 
     def _render_pygame(self, camera):
-        angle, zoom, trans, cos_a, sin_a = camera
+        _, zoom, trans, cos_a, sin_a = camera
         if self._world_surface is None:
             self._world_surface = pygame.Surface((WINDOW_W, WINDOW_H))
         surf = self._world_surface
@@ -314,7 +381,7 @@ class FastCarRacing(CarRacing):
     def _draw_visible(self, surf, screen, colors, one_color):
         """gymnasium's visibility test on the float vertices, then an exact cull of polygons
         whose integer bounding box misses the surface, then aapolygon + filled_polygon."""
-        lo, hi_x, hi_y = -MAX_SHAPE_DIM, WINDOW_W + MAX_SHAPE_DIM, WINDOW_H + MAX_SHAPE_DIM
+        lo, hi_x, hi_y = CULL_BOUNDS
         x, y = screen[..., 0], screen[..., 1]
         near = ((lo <= x) & (x <= hi_x) & (lo <= y) & (y <= hi_y)).any(axis=1)
         ints = screen.astype(np.int64)

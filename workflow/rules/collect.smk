@@ -8,7 +8,8 @@ rule collect:
         f"{RUN}/logs/collect/{{shard}}.log",
     params:
         wm_config=WM_CONFIG,
-        settings=config["collect"] | {"env": config["env"]["id"], "seed": config["seed"]},
+        # Not env.id: wm/CarRacing-v3 is pixel-identical to CarRacing-v3, so switching does not change the data.
+        settings=config["collect"] | {"seed": config["seed"]},
         shard=lambda wildcards: int(wildcards.shard),
     resources:
         runtime=60,

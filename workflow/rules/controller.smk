@@ -14,7 +14,7 @@ rule train_controller:
         f"{RUN}/logs/train_controller/{{variant}}.log",
     params:
         wm_config=WM_CONFIG,
-        settings=config["controller"] | {"env": config["env"]["id"], "seed": config["seed"]},
+        settings=config["controller"] | {"seed": config["seed"]},
         out=lambda wildcards, output: os.path.dirname(output.controller),
     threads: config["controller"]["ranks"]
     resources:

@@ -14,7 +14,7 @@ rule evaluate:
         f"{RUN}/logs/evaluate/{{variant}}.log",
     params:
         wm_config=WM_CONFIG,
-        settings=config["evaluate"] | {"env": config["env"]["id"], "seed": config["seed"]},
+        settings=config["evaluate"] | {"seed": config["seed"]},
         out=lambda wildcards, output: os.path.dirname(output.returns),
     threads: config["evaluate"]["ranks"]
     resources:

@@ -1,7 +1,7 @@
 #!/bin/bash
 # The whole pipeline as plain sbatch jobs, for clusters where Snakemake is not an option:
-#   collect (ONE array job, a task per shard) -> V + encode (GPU) -> M (GPU)
-#   -> C per variant (ONE MPI job, srun) -> evaluate per variant,
+#   collect (ONE array job, a task per shard) -> V + encode (GPU) -> M + dream (GPU)
+#   -> C per variant (ONE MPI job, srun) -> evaluate per variant (ONE MPI job, srun),
 # chained with --dependency=afterok. Each job runs the same `wm` commands as the Snakemake rules,
 # reads the same config files, and writes the same layout under run_dir.
 #
@@ -47,6 +47,7 @@ run=$(cfg run_dir)
 export WM_RUN=$run
 shards=$(cfg collect.shards)
 ranks=$(cfg controller.ranks)
+eval_ranks=$(cfg evaluate.ranks)
 read -r -a variants <<< "$(cfg controller.variants)"
 [[ -n $dry_run ]] || mkdir -p "$WM_RUN/logs/sbatch"
 
@@ -90,7 +91,7 @@ for variant in "${variants[@]}"; do
     skip controller || controller=$(submit "controller-$variant" "$mdn" "${cpu[@]}" \
         --ntasks="$ranks" --job-name="wm-controller-$variant" "$WM_SBATCH_DIR/controller.sbatch")
     evaluate=$(submit "evaluate-$variant" "$controller" "${cpu[@]}" \
-        --job-name="wm-evaluate-$variant" "$WM_SBATCH_DIR/evaluate.sbatch")
+        --ntasks="$eval_ranks" --job-name="wm-evaluate-$variant" "$WM_SBATCH_DIR/evaluate.sbatch")
     echo "controller-$variant ${controller:-skipped} ($ranks MPI tasks)"
-    echo "evaluate-$variant $evaluate"
+    echo "evaluate-$variant $evaluate ($eval_ranks MPI tasks)"
 done
