@@ -21,7 +21,7 @@ def preprocess(frame: np.ndarray) -> np.ndarray:
     if frame.shape != (96, 96, 3) or frame.dtype != np.uint8:
         raise ValueError(f"expected a 96x96x3 uint8 CarRacing frame, got {frame.shape} {frame.dtype}")
     crop = Image.fromarray(frame[:CROP_ROWS])
-    return np.asarray(crop.resize((FRAME_SIZE, FRAME_SIZE), Image.Resampling.BILINEAR))
+    return np.array(crop.resize((FRAME_SIZE, FRAME_SIZE), Image.Resampling.BILINEAR))  # a writable copy
 
 
 def preprocess_batch(frames: np.ndarray) -> np.ndarray:
