@@ -48,6 +48,18 @@ def uninterrupted(tiny_run, longer, tmp_path_factory):
     return out
 
 
+def test_generations_record_common_tracks(uninterrupted):
+    import json
+
+    lines = [json.loads(l) for l in (uninterrupted / "generations.jsonl").read_text().splitlines()]
+    assert [l["generation"] for l in lines] == [1, 2, 3, 4]
+    config = load_config(tiny_args()[1::2])
+    for line in lines:
+        assert len(line["track_seeds"]) == config["controller"]["rollouts"]
+        assert np.array(line["returns"]).shape == (config["controller"]["popsize"], config["controller"]["rollouts"])
+    assert lines[0]["track_seeds"] != lines[1]["track_seeds"]  # new tracks every generation
+
+
 @pytest.mark.parametrize("ranks", [2, 3])
 def test_ranks_give_the_same_fitness_sequence(tiny_run, longer, uninterrupted, tmp_path, ranks):
     result = train(tiny_run, tmp_path, ranks=ranks, extra=longer)
@@ -73,6 +85,8 @@ def test_killed_run_resumes_to_the_same_result(tiny_run, longer, uninterrupted, 
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "resuming" in resumed.stdout
     assert fitness_log(tmp_path) == fitness_log(uninterrupted)
+    # Every generation's tracks and returns are recorded once, the same as without the kill.
+    assert (tmp_path / "generations.jsonl").read_text() == (uninterrupted / "generations.jsonl").read_text()
 
 
 def test_checkpoint_from_another_config_is_refused(tiny_run, longer, uninterrupted, tmp_path):

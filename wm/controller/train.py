@@ -9,7 +9,6 @@ log.csv (one row per generation), curve.png; checkpoint.pkl while running."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import pickle
 import time
@@ -126,6 +125,7 @@ def run_generations(config: dict, variant: str, evaluator, state: dict, checkpoi
                                          training=False, progress=f"held-out score, generation {generation + 1}")
             row["heldout_mean"], row["heldout_std"] = float(held.mean()), float(held.std())
         state["log"].append(row)
+        record_generation(checkpoint.parent / "generations.jsonl", generation, tracks, returns, results)
         state["generation"] = generation + 1
         state["numpy_random_state"] = np.random.get_state()
         save_checkpoint(checkpoint, state)
@@ -134,6 +134,20 @@ def run_generations(config: dict, variant: str, evaluator, state: dict, checkpoi
               + (f" held-out {row['heldout_mean']:.1f} +- {row['heldout_std']:.1f}" if row["heldout_mean"] == row["heldout_mean"] else "")
               + f" ({row['seconds']:.0f} s, {frames} frames, {evaluator.ranks} ranks {utilization:.0%} busy)", flush=True)
     return state
+
+
+def record_generation(path: Path, generation: int, tracks: list[int], returns: np.ndarray, results) -> None:
+    """One JSON line per generation: its track seeds, every candidate's return on each, and how
+    episodes ended. Lines past the checkpoint (from a run killed mid-generation) are dropped first."""
+    lines = path.read_text().splitlines()[:generation] if path.exists() else []
+    ended = {}
+    for result in results:
+        ended[result.ended_by] = ended.get(result.ended_by, 0) + 1
+    lines.append(json.dumps({"generation": generation + 1, "track_seeds": tracks,
+                             "returns": np.round(returns, 3).tolist(), "ended_by": ended,
+                             "mean_steps": float(np.mean([r.steps for r in results]))}))
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
 
 
 def chosen_solution(state: dict, which: str) -> np.ndarray:
