@@ -72,3 +72,23 @@ def test_rerun_has_nothing_to_do(tiny_run):
 def test_lint_is_clean():
     result = run([str(BIN / "snakemake"), "--lint"], check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_bad_inputs_get_one_clear_line(tiny_run, tmp_path):
+    import torch
+
+    from conftest import tiny_args
+    from wm.files import save_torch
+
+    wrong = tmp_path / "controller.pt"
+    save_torch(wrong, {"kind": "controller", "variant": "z_h", "params": torch.zeros(99)})
+    result = wm("evaluate", *tiny_args(), "--vae", tiny_run / "vae" / "model.pt", "--mdn", tiny_run / "mdn" / "model.pt",
+                "--controller", wrong, "--out", tmp_path / "eval", check=False)
+    assert result.returncode == 2
+    assert f"{wrong}: controller has 99 parameters, but a 'z_h' controller on this V and M needs 867" in result.stderr
+    missing = wm("train-vae", *tiny_args(), "--data", tmp_path / "shard-0009.zarr", "--out", tmp_path / "vae",
+                 check=False)
+    assert missing.returncode == 2 and "shard-0009.zarr: store not found" in missing.stderr
+    swapped = wm("train-mdn", *tiny_args(), "--latents", tiny_run / "data" / "shard-0000.zarr",
+                 "--out", tmp_path / "mdn", check=False)
+    assert swapped.returncode == 2 and "expected a 'latents' store, found kind 'rollouts'" in swapped.stderr
