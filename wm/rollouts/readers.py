@@ -5,6 +5,7 @@ is seen once per epoch; nothing is silently dropped (short episodes are padded a
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
 
@@ -24,20 +25,32 @@ def episode_index(stores: list[EpisodeStore]) -> list[tuple[int, int]]:
 
 
 def frame_batches(stores: list[EpisodeStore], batch_size: int, buffer_episodes: int,
-                  rng: np.random.Generator) -> Iterator[np.ndarray]:
+                  rng: np.random.Generator, read_threads: int = 4) -> Iterator[np.ndarray]:
     """One epoch of uint8 frame batches (B, 64, 64, 3). Episodes are visited in random order,
-    `buffer_episodes` at a time, and their frames shuffled together; the last batch may be short."""
+    `buffer_episodes` at a time, and their frames shuffled together; the last batch may be short.
+    The next buffer is read (decompressed and checksummed, several episodes at once: Blosc and
+    zlib release the GIL) while the current one is consumed, so training does not wait on Zarr."""
     order = episode_index(stores)
     rng.shuffle(order)
+    buffers = [order[i : i + buffer_episodes] for i in range(0, len(order), buffer_episodes)]
     leftover = np.empty((0, 64, 64, 3), np.uint8)
-    for start in range(0, len(order), buffer_episodes):
-        chunk = [stores[s].episode(e, ["frames"])["frames"] for s, e in order[start : start + buffer_episodes]]
-        frames = np.concatenate([leftover, *chunk])
-        frames = frames[rng.permutation(len(frames))]
-        full = len(frames) // batch_size * batch_size
-        for b in range(0, full, batch_size):
-            yield frames[b : b + batch_size]
-        leftover = frames[full:]
+    with ThreadPoolExecutor(read_threads) as readers, ThreadPoolExecutor(1) as prefetcher:
+
+        def read(buffer):
+            return [f.result() for f in [readers.submit(lambda s, e: stores[s].episode(e, ["frames"])["frames"], s, e)
+                                         for s, e in buffer]]
+
+        upcoming = prefetcher.submit(read, buffers[0]) if buffers else None
+        for k in range(len(buffers)):
+            episodes = upcoming.result()
+            if k + 1 < len(buffers):
+                upcoming = prefetcher.submit(read, buffers[k + 1])
+            frames = np.concatenate([leftover, *episodes])
+            frames = frames[rng.permutation(len(frames))]
+            full = len(frames) // batch_size * batch_size
+            for b in range(0, full, batch_size):
+                yield frames[b : b + batch_size]
+            leftover = frames[full:]
     if len(leftover):
         yield leftover
 

@@ -84,6 +84,8 @@ def train_vae(config: dict, data: list[Path], out: Path) -> None:
                    total=batches_per_epoch, desc=f"vae epoch {epoch + 1}/{settings['epochs']}", mininterval=2)
         for frames in bar:
             x = to_input(torch.from_numpy(frames).to(device, non_blocking=True))
+            if device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
             with autocast(device):
                 recon, mu, logvar = model(x)
             loss, recon_term, kl = vae_loss(recon.float(), x, mu.float(), logvar.float(), settings["kl_tolerance"])
