@@ -92,3 +92,17 @@ def test_bad_inputs_get_one_clear_line(tiny_run, tmp_path):
     swapped = wm("train-mdn", *tiny_args(), "--latents", tiny_run / "data" / "shard-0000.zarr",
                  "--out", tmp_path / "mdn", check=False)
     assert swapped.returncode == 2 and "expected a 'latents' store, found kind 'rollouts'" in swapped.stderr
+
+
+def test_export_writes_small_models_that_load(tiny_run, tmp_path):
+    import torch
+
+    from wm.vae.model import to_input
+
+    wm("export", "--vae", tiny_run / "vae" / "model.pt", "--mdn", tiny_run / "mdn" / "model.pt",
+       "--controller", tiny_run / "controller" / "z_h" / "controller.pt", "--out", tmp_path)
+    assert (tmp_path / "vae.pt").stat().st_size < 10e6 < (tiny_run / "vae" / "model.pt").stat().st_size
+    assert (tmp_path / "controller_z_h.pt").exists() and (tmp_path / "mdn.pt").exists()
+    x = to_input(torch.randint(0, 255, (4, 64, 64, 3), dtype=torch.uint8))
+    full, half = load_vae(tiny_run / "vae" / "model.pt"), load_vae(tmp_path / "vae.pt")
+    assert torch.allclose(full.encode(x)[0], half.encode(x)[0], atol=0.05)

@@ -17,6 +17,7 @@ STAGES = """stages, in the order of the data:
   train-controller   evolve C with CMA-ES in the real environment (resumes from its checkpoint)
   evaluate           score the agent on held-out tracks
   dream              roll M forward from a real frame and decode it with V into a GIF
+  export             V (float16), M and C as small files to commit and evaluate anywhere
 """
 
 
@@ -98,6 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="steps to dream (default: mdn.dream_steps)")
     p.add_argument("--temperature", type=float, help="tau (default: mdn.temperature)")
     p.add_argument("--out", type=Path, required=True, help="GIF to write")
+
+    p = sub.add_parser("export", help="write V (float16), M and C(s) as small files to share",
+                       description="Copy the trained models into --out: vae.pt in float16, mdn.pt, "
+                                   "controller_VARIANT.pt; `wm evaluate` runs on them without training.")
+    p.add_argument("--vae", type=Path, required=True)
+    p.add_argument("--mdn", type=Path, required=True)
+    p.add_argument("--controller", type=Path, nargs="+", required=True)
+    p.add_argument("--out", type=Path, required=True, help="folder to write")
     return parser
 
 
@@ -146,6 +155,10 @@ def dispatch(args, config) -> int:
         from wm.evaluate import evaluate
 
         evaluate(config, args.vae, args.mdn, args.controller, args.out)
+    elif args.command == "export":
+        from wm.export import export
+
+        export(args.vae, args.mdn, args.controller, args.out)
     elif args.command == "dream":
         from wm.dream import dream
 
