@@ -1,9 +1,11 @@
 """`wm/CarRacing-v3` (FastCarRacing) against gymnasium's `CarRacing-v3`, frame by frame, and its
 ported pygame routines against pygame itself.
 
-Every step of every episode compares observation (np.array_equal), reward, terminated,
-truncated and info; the module reports how many frames were compared. The fuzz tests draw
-random polygons with the numba ports and with pygame on the same random pixels.
+Every step of every episode compares observation (np.array_equal, and its memory layout),
+reward, terminated, truncated and info; the module reports how many frames matched. The fuzz
+tests draw random scenes with pygame and with the numba ports, and shrink random images with
+both. Without numba, the env tests still run (on the pygame fallback path) and the port tests
+are skipped.
 """
 
 from __future__ import annotations
@@ -23,7 +25,11 @@ from pygame import gfxdraw  # noqa: E402
 import wm.envs  # noqa: E402,F401  (registers wm/CarRacing-v3)
 from wm.envs import fast_car_racing  # noqa: E402
 
-raster = pytest.importorskip("wm.envs._raster", reason="numba is not installed")
+try:
+    from wm.envs import _raster as raster
+except ImportError:  # numba missing: FastCarRacing uses its pygame path
+    raster = None
+needs_numba = pytest.mark.skipif(raster is None, reason="numba is not installed")
 
 FRAMES = Counter()  # frames compared, by test
 
@@ -33,7 +39,7 @@ def report_frames(request):
     """After the module: how many frames each test compared (past pytest's output capture)."""
     yield
     total = sum(FRAMES.values())
-    lines = [f"fast env: {total} frames compared with CarRacing-v3, all identical"]
+    lines = [f"fast env: {total} frames compared with CarRacing-v3 and found identical"]
     lines += [f"  {name}: {count}" for name, count in sorted(FRAMES.items())]
     capture = request.config.pluginmanager.getplugin("capturemanager")
     if capture is None:
@@ -71,6 +77,7 @@ class Pair:
 
     def _check(self, ref_obs, fast_obs, where):
         assert fast_obs.shape == ref_obs.shape == (96, 96, 3) and fast_obs.dtype == ref_obs.dtype
+        assert fast_obs.strides == ref_obs.strides  # the same (transposed) layout, too
         if not np.array_equal(ref_obs, fast_obs):
             diff = np.argwhere(np.any(ref_obs != fast_obs, axis=-1))
             pytest.fail(f"{self.name}: {where}: {len(diff)} pixels differ, first (row, col) {diff[:5].tolist()}")
@@ -156,6 +163,21 @@ def test_completed_lap():
     assert terminated and info == {"lap_finished": True}
 
 
+def test_extreme_indicators():
+    """Indicator bars far beyond the black bar (up over the road, off the window, both ways),
+    by giving both cars the same absurd wheel spins, speed and yaw rate before each step."""
+    pair = Pair("extreme indicators")
+    pair.reset(seed=13)
+    spins = [2500.0, -2500.0, 90.0, 40000.0]
+    for t in range(40):
+        for env in (pair.ref.unwrapped, pair.fast.unwrapped):
+            for k, wheel in enumerate(env.car.wheels):
+                wheel.omega = spins[(k + t) % 4] * (1 if t % 3 else -1)
+            env.car.hull.angularVelocity = 60.0 * (-1) ** t
+            env.car.hull.linearVelocity = (300.0 * (t % 5), -200.0)
+        pair.step(np.array([0.0, 0.2, 0.0], dtype=np.float32))
+
+
 def test_domain_randomize_and_reset_options():
     pair = Pair("domain_randomize", domain_randomize=True)
     policy = random_policy(5)
@@ -169,6 +191,18 @@ def test_discrete_actions():
     pair.reset(seed=7)
     rng = np.random.default_rng(7)
     pair.run(lambda env, t: int(rng.integers(5)), 200)
+
+
+def test_generic_smoothscale_backend_matches():
+    """With pygame's C smoothscale filter (16 fraction bits) in both envs instead of SSE2."""
+    previous = pygame.transform.get_smoothscale_backend()
+    pygame.transform.set_smoothscale_backend("GENERIC")
+    try:
+        pair = Pair("GENERIC smoothscale backend")
+        pair.reset(seed=12)
+        pair.run(random_policy(12), 120)
+    finally:
+        pygame.transform.set_smoothscale_backend(previous)
 
 
 def test_pygame_fallback_matches():
@@ -198,31 +232,20 @@ def test_state_pixels_render_mode_returns_the_observation():
 
 
 # ---------------------------------------------------------------- the ports against pygame
+#
+# Random scenes drawn twice: by pygame as gymnasium draws (a fresh black surface, the field
+# with gfxdraw, more gfxdraw polygons, draw.polygon ones, the flip, draw.polygon ones after
+# it), and by the numba ports through the same band renderer the env uses, with random band
+# heights. Points range from inside the surface to far outside it.
 
-SURFACE_W, SURFACE_H = 220, 160
-
-
-def surface_from(canvas: np.ndarray) -> pygame.Surface:
-    surface = pygame.Surface((canvas.shape[1], canvas.shape[0]))
-    pygame.surfarray.pixels2d(surface)[...] = canvas.T
-    return surface
-
-
-def canvas_of(surface: pygame.Surface) -> np.ndarray:
-    return pygame.surfarray.array2d(surface).T.astype(np.uint32)
+SURFACE_W, SURFACE_H = 230, 170
 
 
-def random_background(rng) -> np.ndarray:
-    canvas = rng.integers(0, 1 << 24, size=(SURFACE_H, SURFACE_W)).astype(np.uint32)
-    if rng.random() < 0.5:
-        canvas[:] = canvas[0, 0]
-    return canvas
-
-
-def random_polygon(rng, max_points=8):
-    """Points around the surface at several scales: inside it, crossing its edges, far out
-    (up to 16000, where gymnasium's own coordinates stay), and tiny."""
-    count = int(rng.integers(3, max_points + 1)) if rng.random() < 0.6 else 4
+def random_points(rng, count=None):
+    """Around the surface at several scales: inside it, across its edges, far out (up to
+    16000, as far as gymnasium's own coordinates go), and tiny."""
+    if count is None:
+        count = int(rng.integers(3, raster.MAX_POINTS + 1)) if rng.random() < 0.6 else 4
     scale = rng.choice([SURFACE_W * 0.6, SURFACE_W * 3.0, 16000.0, 4.0])
     return [(float(rng.uniform(-scale, scale) + SURFACE_W / 2), float(rng.uniform(-scale, scale) + SURFACE_H / 2))
             for _ in range(count)]
@@ -236,10 +259,43 @@ def xrgb(color) -> np.uint32:
     return np.uint32((color[0] << 16) | (color[1] << 8) | color[2])
 
 
-def sint16_points(points):
-    xs = np.array([raster.wrap_int16(int(x)) for x, _ in points], dtype=np.int64)
-    ys = np.array([raster.wrap_int16(int(y)) for _, y in points], dtype=np.int64)
-    return xs, ys
+def pygame_scene(scene):
+    """gymnasium's drawing calls for a scene of (kind, points, colour), the first the field."""
+    surface = pygame.Surface((SURFACE_W, SURFACE_H))
+    flipped = False
+    for kind, points, color in scene:
+        if kind == raster.HUD and not flipped:
+            surface = pygame.transform.flip(surface, False, True)
+            flipped = True
+        if kind == raster.WORLD:
+            gfxdraw.aapolygon(surface, points, color)
+            gfxdraw.filled_polygon(surface, points, color)
+        else:
+            pygame.draw.polygon(surface, color, points)
+    if not flipped:
+        surface = pygame.transform.flip(surface, False, True)
+    return pygame.surfarray.array2d(surface).T.astype(np.uint32)
+
+
+def banded_scene(scene, band_rows, rng):
+    """The same scene through `prepare`-style integer polygons and `render_canvas`."""
+    capacity = len(scene)
+    polygons = (np.zeros((capacity, raster.MAX_POINTS), np.int64), np.zeros((capacity, raster.MAX_POINTS), np.int64),
+                np.zeros((capacity, 4), np.int64), np.zeros(capacity, np.uint32))
+    n = 0
+    for kind, points, color in scene:
+        if kind == raster.WORLD:  # gfxdraw's Sint16 points
+            xs = np.array([raster.wrap_int16(int(x)) for x, _ in points], np.int64)
+            ys = np.array([raster.wrap_int16(int(y)) for _, y in points], np.int64)
+        else:  # draw.polygon's int points
+            xs = np.array([int(x) for x, _ in points], np.int64)
+            ys = np.array([int(y) for _, y in points], np.int64)
+        n = raster.add_polygon(*polygons, n, kind, xs, ys, len(points), xrgb(color), SURFACE_H)
+    canvas = rng.integers(0, 1 << 24, size=(SURFACE_H, SURFACE_W)).astype(np.uint32)  # all overdrawn
+    band = np.zeros((SURFACE_W, band_rows), np.uint32)
+    no_score = np.zeros((0, 0), np.uint32)
+    raster.render_canvas(canvas, band, SURFACE_H, *polygons, n, no_score, 0, 0)
+    return canvas
 
 
 def assert_same_pixels(expected, actual, what):
@@ -248,82 +304,30 @@ def assert_same_pixels(expected, actual, what):
         pytest.fail(f"{what}: {len(diff)} pixels differ, first (row, col) {diff[:5].tolist()}")
 
 
-def test_gfxdraw_polygons_match_pygame():
-    rng = np.random.default_rng(11)
-    crossings = np.zeros(16, dtype=np.int64)
-    for trial in range(1500):
-        points, color, background = random_polygon(rng), random_color(rng), random_background(rng)
-        xs, ys = sint16_points(points)
-        for draw, port in (
-            (gfxdraw.aapolygon, lambda c: raster.gfx_aapolygon(c, xs, ys, len(xs), xrgb(color), False, 0, SURFACE_H)),
-            (gfxdraw.filled_polygon,
-             lambda c: raster.gfx_filled_polygon(c, xs, ys, len(xs), xrgb(color), False, 0, SURFACE_H, crossings)),
-        ):
-            surface = surface_from(background)
-            draw(surface, points, color)
-            canvas = background.copy()
-            port(canvas)
-            assert_same_pixels(canvas_of(surface), canvas, f"{draw.__name__} trial {trial}: {points}")
+@needs_numba
+@pytest.mark.parametrize("kinds", ["world", "car and indicators", "mixed"])
+def test_band_renderer_matches_pygame(kinds):
+    rng = np.random.default_rng({"world": 11, "car and indicators": 12, "mixed": 13}[kinds])
+    choices = {"world": [raster.WORLD], "car and indicators": [raster.CAR, raster.HUD],
+               "mixed": [raster.WORLD, raster.CAR, raster.HUD]}[kinds]
+    for trial in range(400):
+        scene = [(raster.WORLD, random_points(rng, 4), random_color(rng))]  # the field
+        for _ in range(int(rng.integers(1, 6))):
+            kind = int(rng.choice(choices))
+            points = random_points(rng)
+            if kind != raster.WORLD and len(points) == 3:
+                points.append(points[0])  # pygame draws triangles with another routine, which CarRacing never uses
+            scene.append((kind, points, random_color(rng)))
+        scene.sort(key=lambda item: item[0] == raster.HUD)  # what is drawn after the flip comes last
+        band_rows = int(rng.choice([1, 7, 16, 64, SURFACE_H]))
+        assert_same_pixels(pygame_scene(scene), banded_scene(scene, band_rows, rng),
+                           f"trial {trial}, bands of {band_rows} rows: {scene}")
 
 
-def test_draw_polygon_matches_pygame():
-    rng = np.random.default_rng(12)
-    crossings = np.zeros(16, dtype=np.int64)
-    for trial in range(1500):
-        points = random_polygon(rng)
-        if len(points) == 3:  # pygame draws triangles with another routine, which CarRacing never uses
-            points.append(points[0])
-        color, background = random_color(rng), random_background(rng)
-        surface = surface_from(background)
-        pygame.draw.polygon(surface, color, points)
-        xs = np.array([int(x) for x, _ in points], dtype=np.int64)
-        ys = np.array([int(y) for _, y in points], dtype=np.int64)
-        canvas = background.copy()
-        raster.draw_polygon(canvas, xs, ys, len(xs), xrgb(color), False, 0, SURFACE_H, crossings)
-        assert_same_pixels(canvas_of(surface), canvas, f"draw.polygon trial {trial}: {points}")
-
-
-def test_flipped_drawing_in_row_bands_matches_pygame_then_flip():
-    """Drawing flipped, one band of rows at a time, equals drawing with pygame and flipping."""
-    rng = np.random.default_rng(13)
-    crossings = np.zeros(16, dtype=np.int64)
-    for trial in range(300):
-        background = random_background(rng)
-        polygons = [(random_polygon(rng), random_color(rng)) for _ in range(4)]
-        surface = surface_from(background[::-1].copy())
-        for points, color in polygons:
-            gfxdraw.aapolygon(surface, points, color)
-            gfxdraw.filled_polygon(surface, points, color)
-        expected = canvas_of(surface)[::-1]
-        canvas = background.copy()
-        bounds = sorted({0, SURFACE_H, *rng.integers(0, SURFACE_H, 3).tolist()})
-        for row_lo, row_hi in zip(bounds[:-1], bounds[1:]):
-            for points, color in polygons:
-                xs, ys = sint16_points(points)
-                raster.gfx_aapolygon(canvas, xs, ys, len(xs), xrgb(color), True, row_lo, row_hi)
-                raster.gfx_filled_polygon(canvas, xs, ys, len(xs), xrgb(color), True, row_lo, row_hi, crossings)
-        assert_same_pixels(expected, canvas, f"trial {trial}")
-
-
-def test_clear_outside_polygon_gives_a_fresh_black_surface():
-    rng = np.random.default_rng(14)
-    crossings = np.zeros(16, dtype=np.int64)
-    for trial in range(500):
-        points, color = random_polygon(rng), random_color(rng)
-        xs, ys = sint16_points(points)
-        black = pygame.Surface((SURFACE_W, SURFACE_H))
-        gfxdraw.aapolygon(black, points, color)
-        gfxdraw.filled_polygon(black, points, color)
-        canvas = random_background(rng)
-        raster.gfx_clear_outside_polygon(canvas, xs, ys, len(xs), False, 0, SURFACE_H, crossings)
-        raster.gfx_aapolygon(canvas, xs, ys, len(xs), xrgb(color), False, 0, SURFACE_H)
-        raster.gfx_filled_polygon(canvas, xs, ys, len(xs), xrgb(color), False, 0, SURFACE_H, crossings)
-        assert_same_pixels(canvas_of(black), canvas, f"trial {trial}: {points}")
-
-
+@needs_numba
 @pytest.mark.parametrize("backend", ["SSE2", "GENERIC"])
-def test_vertical_shrink_matches_smoothscale(backend):
-    """pygame's smoothscale on 96-wide rows against `shrink_rows`, on each backend."""
+def test_smoothscale_passes_match_pygame(backend):
+    """pygame's smoothscale against `shrink_band_x` on column-major bands, then `shrink_rows`."""
     previous = pygame.transform.get_smoothscale_backend()
     try:
         pygame.transform.set_smoothscale_backend(backend)
@@ -332,20 +336,31 @@ def test_vertical_shrink_matches_smoothscale(backend):
     try:
         rng = np.random.default_rng(15)
         bits = raster.SMOOTHSCALE_FRACTION_BITS[backend]
-        for src_h, dst_h in ((800, 96), (800, 96), (400, 96), (123, 45), (96, 95)):
+        for (src_w, src_h), (dst_w, dst_h), band_rows in (((1000, 800), (96, 96), 128), ((1000, 800), (96, 96), 37),
+                                                          ((400, 300), (96, 96), 64), ((200, 123), (45, 40), 16)):
             for flat in (False, True):
-                rows = rng.integers(0, 1 << 24, size=(src_h, 96)).astype(np.uint32)
+                image = rng.integers(0, 1 << 24, size=(src_h, src_w)).astype(np.uint32)
                 if flat:
-                    rows[:] = rows[0, 0]
-                source = pygame.image.frombuffer(rows, (96, src_h), "BGRA")
-                expected = np.array(pygame.surfarray.pixels3d(pygame.transform.smoothscale(source, (96, dst_h))))
-                actual = np.zeros((96, dst_h, 3), dtype=np.uint8)
-                raster.shrink_rows(rows, actual, bits)
-                assert np.array_equal(expected, actual), (backend, src_h, dst_h, flat)
+                    image[:] = image[0, 0]
+                source = pygame.image.frombuffer(image, (src_w, src_h), "BGRA")
+                scaled = pygame.transform.smoothscale(source, (dst_w, dst_h))
+                expected = np.transpose(np.array(pygame.surfarray.pixels3d(scaled)), axes=(1, 0, 2))
+                windows = raster.smoothscale_windows(src_w, dst_w, bits)
+                shrunk = np.zeros((src_h, dst_w), np.uint32)
+                sums = np.zeros((2, band_rows), np.uint32)
+                carries = np.zeros((2, band_rows), np.uint32)
+                out = np.zeros((dst_w, band_rows), np.uint32)
+                for row_lo in range(0, src_h, band_rows):
+                    band = np.ascontiguousarray(image[row_lo:row_lo + band_rows].T)
+                    raster.shrink_band_x(band, band.shape[1], windows, bits, shrunk, row_lo, sums, carries, out)
+                actual = np.zeros((dst_h, dst_w, 3), np.uint8)
+                raster.shrink_rows(shrunk, actual, bits)
+                assert np.array_equal(expected, actual), (backend, src_w, src_h, dst_w, dst_h, flat)
     finally:
         pygame.transform.set_smoothscale_backend(previous)
 
 
+@needs_numba
 def test_camera_transform_matches_vector2():
     """`rotate_zoom_translate` with (cos, sin) from `Vector2(1, 0).rotate_rad` equals
     gymnasium's `Vector2(p).rotate_rad(angle)` then `* zoom + translation`, float for float,
@@ -363,6 +378,7 @@ def test_camera_transform_matches_vector2():
             assert raster.rotate_zoom_translate(x, y, cos_a, sin_a, zoom, trans[0], trans[1]) == expected
 
 
+@needs_numba
 def test_box2d_transform_matches_pybox2d():
     """`box2d_transform` in float32 equals pybox2d's `body.transform * vertex`."""
     import Box2D

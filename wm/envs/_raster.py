@@ -1,26 +1,37 @@
-"""Bit-exact numba ports of the pygame-ce drawing calls that CarRacing's `state_pixels` frame uses.
+"""Bit-exact numba ports of the pygame-ce routines that draw CarRacing's `state_pixels` frame.
 
-Each function reproduces one C routine of pygame-ce 2.5.x (SDL_gfx and draw.c) integer for
-integer, so that drawing into a numpy array gives the same pixels as drawing into an SDL surface:
+gymnasium draws a 1000x800 frame with SDL_gfx (pygame.gfxdraw: an anti-aliased polygon outline,
+then a filled polygon, for the field, grass and road), draw.c (pygame.draw.polygon: the car and
+the indicators), flips it, blits the score and shrinks it to 96x96 with pygame's smoothscale.
+Every one of those is deterministic integer or float32 code, ported here step for step:
 
-- `gfx_aapolygon`       <- SDL_gfx `aapolygonColor` (pygame.gfxdraw.aapolygon): Cohen-Sutherland
-                           clipping in float32, then Wu anti-aliased lines with 8-bit weights.
-- `gfx_filled_polygon`  <- SDL_gfx `filledPolygonColorMT` (pygame.gfxdraw.filled_polygon):
-                           scanline fill with 16.16 fixed-point crossings.
-- `draw_polygon`        <- draw.c `draw_fillpoly` (pygame.draw.polygon, width 0, >3 points):
-                           scanline fill with float32 crossings, floor/ceil by crossing parity.
+- `gfx_polygon_spans`  <- SDL_gfx `filledPolygonColorMT`: scanline crossings in 16.16 fixed
+                          point, rounded, Sint16 hline ends, clipped by `hlineColor`.
+- `draw_polygon_spans` <- draw.c `draw_fillpoly` (width 0, more than 3 points): float32
+                          crossings floored or ceiled by their parity, then a pass for
+                          horizontal edges.
+- `gfx_aaline_pixels`  <- SDL_gfx `_aalineColor(..., draw_endpoint=0)` as `aapolygonColor`
+                          calls it: Cohen-Sutherland clipping in float32 (`gfx_clip_line`),
+                          then Wu's lines with 8-bit weights blended by `_putPixelAlpha`.
+- `shrink_band_x`, `shrink_rows` <- smoothscale's `filter_shrink_X` / `filter_shrink_Y`, in the
+                          variant pygame picked: SSE2 (also NEON) with 14 fraction bits, or
+                          the C one ("GENERIC") with 16; they round differently.
 
-The canvas is a (height, width) uint32 array laid out like an XRGB8888 SDL surface (0x00RRGGBB,
-the format of `pygame.Surface((w, h))` without a display). Two extensions let the caller skip
-work without changing any pixel: `flip` writes logical row y to canvas row height-1-y (CarRacing
-flips its frame vertically after drawing the world), and only canvas rows in [row_lo, row_hi) are
-written (rows outside are overdrawn later anyway). Clipping always uses the full surface, as SDL
-does, because the clipped end points of an anti-aliased edge decide where its pixels fall.
+The frame is drawn in bands of rows, each band column-major (`band[x, i]`) so that the X pass of
+smoothscale adds contiguous rows: numba vectorises it across rows, which is what makes it
+faster than pygame's. A band holds canvas rows band_lo + i of gymnasium's final (flipped)
+frame; a drawing call addresses the logical row y of the surface it draws on, i = (y - y_base)
+* y_step. Drawing band by band gives the same pixels as drawing whole polygons, because every
+call writes each pixel from that pixel's previous value alone; clipping still uses the whole
+surface, as SDL does, since the clipped end points of an anti-aliased edge decide where its
+pixels fall.
 
-Then `prepare_frame` and `draw_rows` draw a whole CarRacing frame (world, car, indicator bar,
-score) with them, and `shrink_rows` ports the vertical half of pygame's `smoothscale`. Every
-float expression keeps gymnasium's (or Box2D's float32) operation order; numba does not fuse
-multiply-adds unless fastmath is on, so the floats match CPython's and Box2D's bit for bit.
+Two exact shortcuts: a gfxdraw polygon is filled before its outline is drawn (gymnasium draws
+the outline first; but the fill overwrites the outline pixels it covers, and blending the
+polygon's own colour over those pixels afterwards changes nothing, while the other outline
+pixels never depended on the fill); and the field's fill and the clearing of the fresh black
+surface are one pass. Every float expression keeps gymnasium's (or Box2D's float32) order of
+operations; numba does not fuse multiply-adds unless fastmath is on.
 """
 
 from __future__ import annotations
@@ -35,8 +46,14 @@ CLIP_RIGHT_EDGE = 2
 CLIP_BOTTOM_EDGE = 4
 CLIP_TOP_EDGE = 8
 MAX_CLIP_ROUNDS = 64  # Cohen-Sutherland ends in at most 4 rounds; this only guards against a hang
-
 INT32_MIN = -2147483648
+
+MAX_POINTS = 8  # the car's largest polygon (HULL_POLY3)
+MAX_SPANS = MAX_POINTS + MAX_POINTS // 2  # spans of one polygon on one row: crossing pairs + horizontal edges
+
+WORLD = 0  # gfxdraw.aapolygon then gfxdraw.filled_polygon, before the flip
+CAR = 1  # pygame.draw.polygon, before the flip
+HUD = 2  # pygame.draw.polygon, after the flip
 
 
 # ---------------------------------------------------------------- C integer semantics
@@ -63,6 +80,11 @@ def c_div(numerator, denominator):
 
 
 @njit(cache=True, inline="always")
+def ceil_div(numerator, denominator):
+    return -((-numerator) // denominator)
+
+
+@njit(cache=True, inline="always")
 def float32_to_int16(value):
     """C's (Sint16) cast of a float on x86-64: cvttss2si to int32 (INT32_MIN when out of
     range or NaN), then the low 16 bits."""
@@ -71,78 +93,170 @@ def float32_to_int16(value):
     return wrap_int16(INT32_MIN)
 
 
-@njit(cache=True, inline="always")
-def canvas_row(y, height, flip):
-    return height - 1 - y if flip else y
-
-
-# ---------------------------------------------------------------- pixel and line writers
-
-
-@njit(cache=True, inline="always")
-def put_pixel(canvas, x, y, color, alpha, flip, row_lo, row_hi):
-    """SDL_gfx `_putPixelAlpha` on a 32-bit surface without alpha channel: store at alpha 255,
-    otherwise blend each channel as d + ((c - d) * alpha >> 8) (its unsigned mask arithmetic
-    works out to an arithmetic shift of the signed difference)."""
-    height, width = canvas.shape
-    if x < 0 or x >= width or y < 0 or y >= height:
-        return
-    row = canvas_row(y, height, flip)
-    if row < row_lo or row >= row_hi:
-        return
-    if alpha == 255:
-        canvas[row, x] = color
-        return
-    dst = np.int64(canvas[row, x])
-    dst_r = (dst >> 16) & 255
-    dst_g = (dst >> 8) & 255
-    dst_b = dst & 255
-    red = dst_r + (((((color >> 16) & 255) - dst_r) * alpha) >> 8)
-    green = dst_g + (((((color >> 8) & 255) - dst_g) * alpha) >> 8)
-    blue = dst_b + ((((color & 255) - dst_b) * alpha) >> 8)
-    canvas[row, x] = np.uint32((red << 16) | (green << 8) | blue)
+# ---------------------------------------------------------------- scanline spans
+#
+# A polygon's fill, for the rows of one band: per band row i, up to MAX_SPANS runs
+# [lows[i, k], highs[i, k]], already clipped to the surface as the C code clips them.
 
 
 @njit(cache=True, inline="always")
-def put_pixel_weighted(canvas, x, y, color, weight, flip, row_lo, row_hi):
-    """SDL_gfx `pixelColorWeightNolock` for an opaque colour: alpha = (255 * weight) >> 8."""
-    put_pixel(canvas, x, y, color, (255 * weight) >> 8, flip, row_lo, row_hi)
+def insertion_sort(values, count):
+    for i in range(1, count):
+        value = values[i]
+        j = i - 1
+        while j >= 0 and values[j] > value:
+            values[j + 1] = values[j]
+            j -= 1
+        values[j + 1] = value
 
 
 @njit(cache=True, inline="always")
-def fill_span(canvas, x1, x2, y, color, flip, row_lo, row_hi):
-    """A clipped horizontal run x1..x2 (either order) on row y: SDL_gfx `hlineColor` at
-    alpha 255 and draw.c `drawhorzlineclipbounding` clip and fill the same pixels."""
-    height, width = canvas.shape
-    if y < 0 or y >= height:
-        return
-    row = canvas_row(y, height, flip)
-    if row < row_lo or row >= row_hi:
-        return
+def band_rows(y_min, y_max, y_base, y_step, n_rows):
+    """The band rows (first, last) that hold logical rows y_min..y_max; first > last if none."""
+    first = (y_min - y_base) * y_step
+    last = (y_max - y_base) * y_step
+    if first > last:
+        first, last = last, first
+    return max(first, 0), min(last, n_rows - 1)
+
+
+@njit(cache=True, inline="always")
+def clip_span(x1, x2, width):
+    """A run x1..x2 (either order) clipped as SDL_gfx `hlineColor` and draw.c
+    `drawhorzlineclipbounding` clip it (they agree once the row is on the surface); returns
+    (visible, first, last). Helpers take scalars only: an array argument costs reference
+    counting on every call."""
     if x1 > x2:
         x1, x2 = x2, x1
-    if x2 < 0 or x1 >= width:
-        return
-    x1 = max(x1, 0)
-    x2 = min(x2, width - 1)
-    canvas[row, x1 : x2 + 1] = color
+    return x2 >= 0 and x1 < width, max(x1, 0), min(x2, width - 1)
 
 
-@njit(cache=True, inline="always")
-def gfx_vline(canvas, x, y1, y2, color, flip, row_lo, row_hi):
-    """SDL_gfx `vlineColor` at alpha 255 (Sint16 arguments)."""
-    height, width = canvas.shape
-    x = wrap_int16(x)
-    y1 = wrap_int16(y1)
-    y2 = wrap_int16(y2)
-    if y1 > y2:
-        y1, y2 = y2, y1
-    if x < 0 or x >= width or y2 < 0 or y1 >= height:
-        return
-    for y in range(max(y1, 0), min(y2, height - 1) + 1):
-        row = canvas_row(y, height, flip)
-        if row >= row_lo and row < row_hi:
-            canvas[row, x] = color
+@njit(cache=True)
+def gfx_polygon_spans(xs, ys, count, width, y_base, y_step, n_rows, counts, lows, highs, crossings):
+    """SDL_gfx `filledPolygonColorMT` (opaque) on the band's rows; xs, ys are Sint16 values.
+    Returns the band rows (first, last) it covers and sets `counts` for those rows only.
+    (C sorts the crossings with a subtracting comparator, which would overflow for crossings
+    2^31 apart in 16.16, i.e. 32768 pixels: CarRacing's polygons, the field included, are
+    never that wide.)"""
+    y_min = ys[0]
+    y_max = ys[0]
+    for i in range(1, count):
+        if ys[i] < y_min:
+            y_min = ys[i]
+        elif ys[i] > y_max:
+            y_max = ys[i]
+    first, last = band_rows(y_min, y_max, y_base, y_step, n_rows)
+    if first <= last:
+        counts[first : last + 1] = 0
+    for row in range(first, last + 1):
+        y = y_base + y_step * row
+        found = 0
+        for i in range(count):
+            previous = count - 1 if i == 0 else i - 1
+            y1 = ys[previous]
+            y2 = ys[i]
+            if y1 < y2:
+                x1 = xs[previous]
+                x2 = xs[i]
+            elif y1 > y2:
+                y2 = ys[previous]
+                y1 = ys[i]
+                x2 = xs[previous]
+                x1 = xs[i]
+            else:
+                continue
+            if (y >= y1 and y < y2) or (y == y_max and y > y1 and y <= y2):
+                step = c_div(wrap_int32(65536 * (y - y1)), y2 - y1)
+                crossings[found] = wrap_int32(wrap_int32(step * (x2 - x1)) + wrap_int32(65536 * x1))
+                found += 1
+        insertion_sort(crossings, found)
+        for i in range(0, found - 1, 2):
+            xa = wrap_int32(crossings[i] + 1)
+            xa = (xa >> 16) + ((xa & 32768) >> 15)
+            xb = wrap_int32(crossings[i + 1] - 1)
+            xb = (xb >> 16) + ((xb & 32768) >> 15)
+            visible, first_x, last_x = clip_span(wrap_int16(xa), wrap_int16(xb), width)
+            if visible:
+                lows[row, counts[row]] = first_x
+                highs[row, counts[row]] = last_x
+                counts[row] += 1
+    return first, last
+
+
+@njit(cache=True)
+def draw_polygon_spans(xs, ys, count, width, y_base, y_step, n_rows, counts, lows, highs, crossings):
+    """draw.c `draw_fillpoly` on the band's rows; xs, ys are the points truncated to int as
+    pygame truncates them. Returns the band rows (first, last) it covers and sets `counts` for
+    those rows only."""
+    y_min = ys[0]
+    y_max = ys[0]
+    for i in range(1, count):
+        y_min = min(y_min, ys[i])
+        y_max = max(y_max, ys[i])
+    first, last = band_rows(y_min, y_max, y_base, y_step, n_rows)
+    if first <= last:
+        counts[first : last + 1] = 0
+    if y_min == y_max:  # a polygon one pixel high: one run across all its points
+        if first <= last:
+            x_min = xs[0]
+            x_max = xs[0]
+            for i in range(1, count):
+                x_min = min(x_min, xs[i])
+                x_max = max(x_max, xs[i])
+            visible, first_x, last_x = clip_span(x_min, x_max, width)
+            if visible:
+                lows[first, 0] = first_x
+                highs[first, 0] = last_x
+                counts[first] = 1
+        return first, last
+    for row in range(first, last + 1):
+        y = y_base + y_step * row
+        found = 0
+        for i in range(count):
+            previous = count - 1 if i == 0 else i - 1
+            y1 = ys[previous]
+            y2 = ys[i]
+            if y1 < y2:
+                x1 = xs[previous]
+                x2 = xs[i]
+            elif y1 > y2:
+                y2 = ys[previous]
+                y1 = ys[i]
+                x2 = xs[previous]
+                x1 = xs[i]
+            else:
+                continue
+            if (y >= y1 and y < y2) or (y == y_max and y2 == y_max):
+                crossing = np.float32(wrap_int32((y - y1) * (x2 - x1))) / np.float32(y2 - y1)
+                if found % 2 == 0:
+                    crossing = np.float32(math.floor(crossing))
+                else:
+                    crossing = np.float32(math.ceil(crossing))
+                crossings[found] = int(crossing) + x1
+                found += 1
+        insertion_sort(crossings, found)
+        for i in range(0, found - 1, 2):
+            visible, first_x, last_x = clip_span(crossings[i], crossings[i + 1], width)
+            if visible:
+                lows[row, counts[row]] = first_x
+                highs[row, counts[row]] = last_x
+                counts[row] += 1
+    # draw.c's last pass: horizontal edges strictly between the top and bottom rows
+    for i in range(count):
+        previous = count - 1 if i == 0 else i - 1
+        y = ys[i]
+        if y_min < y and ys[previous] == y and y < y_max:
+            row = (y - y_base) * y_step
+            if row >= 0 and row < n_rows:
+                visible, first_x, last_x = clip_span(xs[i], xs[previous], width)
+                if visible:
+                    lows[row, counts[row]] = first_x
+                    highs[row, counts[row]] = last_x
+                    counts[row] += 1
+    return first, last
+
+
+# ---------------------------------------------------------------- anti-aliased edges
 
 
 @njit(cache=True, inline="always")
@@ -198,17 +312,17 @@ def gfx_clip_line(x1, y1, x2, y2, width, height):
 
 
 @njit(cache=True)
-def gfx_aaline(canvas, x1, y1, x2, y2, color, flip, row_lo, row_hi):
-    """SDL_gfx `_aalineColor(..., draw_endpoint=0)` for an opaque colour."""
-    height, width = canvas.shape
+def gfx_aaline_pixels(x1, y1, x2, y2, width, height, y_lo, y_hi, pixels):
+    """SDL_gfx `_aalineColor(..., draw_endpoint=0)` for an opaque colour: the pixels it
+    writes on logical rows y_lo..y_hi, in its order, as (x, y, alpha) rows of `pixels`
+    (alpha 255 stores, lower alphas blend); returns their number. The walk starts at the first
+    step that reaches those rows: after k steps the error accumulator holds k * adj mod 2^32
+    and has wrapped floor(k * adj / 2^32) times (every time when adj is 0, on a diagonal,
+    where C's `erracc <= erracctmp` always holds)."""
     visible, x1, y1, x2, y2 = gfx_clip_line(x1, y1, x2, y2, width, height)
-    if not visible:
-        return
-    # every pixel of the line lies on the rows between its clipped end points
-    row_a = canvas_row(y1, height, flip)
-    row_b = canvas_row(y2, height, flip)
-    if max(row_a, row_b) < row_lo or min(row_a, row_b) >= row_hi:
-        return
+    if not visible or max(y1, y2) < y_lo or min(y1, y2) > y_hi:
+        return 0  # every pixel of the line lies between its clipped end points' rows
+    n = 0
     xx0, yy0, xx1, yy1 = x1, y1, x2, y2
     if yy0 > yy1:
         xx0, xx1 = xx1, xx0
@@ -216,246 +330,160 @@ def gfx_aaline(canvas, x1, y1, x2, y2, color, flip, row_lo, row_hi):
     dx = xx1 - xx0
     dy = yy1 - yy0
     if dx == 0:
-        if dy > 0:
-            gfx_vline(canvas, x1, yy0, yy0 + dy, color, flip, row_lo, row_hi)
-        else:
-            put_pixel(canvas, x1, y1, color, 255, flip, row_lo, row_hi)
-        return
-    if dy == 0:
-        fill_span(canvas, wrap_int16(xx0), wrap_int16(xx0 + dx), y1, color, flip, row_lo, row_hi)
-        return
+        if dy > 0:  # vlineColor(x1, yy0, yy0 + dy)
+            x = wrap_int16(x1)
+            top = wrap_int16(yy0)
+            bottom = wrap_int16(yy0 + dy)
+            if top > bottom:
+                top, bottom = bottom, top
+            if x >= 0 and x < width:
+                for y in range(max(top, 0, y_lo), min(bottom, height - 1, y_hi) + 1):
+                    pixels[n, 0], pixels[n, 1], pixels[n, 2] = x, y, 255
+                    n += 1
+        else:  # pixelColor(x1, y1)
+            pixels[n, 0], pixels[n, 1], pixels[n, 2] = x1, y1, 255
+            n += 1
+        return n
+    if dy == 0:  # hlineColor(xx0, xx0 + dx, y1)
+        visible, left, right = clip_span(wrap_int16(xx0), wrap_int16(xx0 + dx), width)
+        if visible:
+            for x in range(left, right + 1):
+                pixels[n, 0], pixels[n, 1], pixels[n, 2] = x, y1, 255
+                n += 1
+        return n
     xdir = 1
     if dx < 0:
         xdir = -1
         dx = -dx
-    put_pixel(canvas, x1, y1, color, 255, flip, row_lo, row_hi)
-    error_acc = 0
-    if dy > dx:
-        error_adj = ((((dx << 16) // dy) & 0xFFFFFFFF) << 16) & 0xFFFFFFFF
-        x0_next = xx0 + xdir
-        for _ in range(dy - 1):
-            previous = error_acc
-            error_acc = (error_acc + error_adj) & 0xFFFFFFFF
-            if error_acc <= previous:
-                xx0 = x0_next
-                x0_next += xdir
-            yy0 += 1
-            weight = (error_acc >> 24) & 255
-            put_pixel_weighted(canvas, xx0, yy0, color, 255 - weight, flip, row_lo, row_hi)
-            put_pixel_weighted(canvas, x0_next, yy0, color, weight, flip, row_lo, row_hi)
-    else:
-        error_adj = ((((dy << 16) // dx) & 0xFFFFFFFF) << 16) & 0xFFFFFFFF
-        y0_next = yy0 + 1
-        for _ in range(dx - 1):
-            previous = error_acc
-            error_acc = (error_acc + error_adj) & 0xFFFFFFFF
-            if error_acc <= previous:
-                yy0 = y0_next
-                y0_next += 1
-            xx0 += xdir
-            weight = (error_acc >> 24) & 255
-            put_pixel_weighted(canvas, xx0, yy0, color, 255 - weight, flip, row_lo, row_hi)
-            put_pixel_weighted(canvas, xx0, y0_next, color, weight, flip, row_lo, row_hi)
-
-
-# ---------------------------------------------------------------- polygons
-
-
-@njit(cache=True, inline="always")
-def insertion_sort(values, count):
-    for i in range(1, count):
-        value = values[i]
-        j = i - 1
-        while j >= 0 and values[j] > value:
-            values[j + 1] = values[j]
-            j -= 1
-        values[j + 1] = value
-
-
-@njit(cache=True, inline="always")
-def scan_rows(y_min, y_max, height, flip, row_lo, row_hi):
-    """The logical rows whose canvas row lies in [row_lo, row_hi): the rest would be clipped
-    or skipped anyway, and every scanline is drawn independently of the others."""
-    if flip:
-        first, last = height - row_hi, height - 1 - row_lo
-    else:
-        first, last = row_lo, row_hi - 1
-    return max(y_min, first, 0), min(y_max, last, height - 1)
-
-
-@njit(cache=True)
-def gfx_aapolygon(canvas, xs, ys, count, color, flip, row_lo, row_hi):
-    """SDL_gfx `aapolygonColor`: every edge, the closing one last, without end points."""
-    for i in range(1, count):
-        gfx_aaline(canvas, xs[i - 1], ys[i - 1], xs[i], ys[i], color, flip, row_lo, row_hi)
-    gfx_aaline(canvas, xs[count - 1], ys[count - 1], xs[0], ys[0], color, flip, row_lo, row_hi)
-
-
-@njit(cache=True)
-def gfx_filled_polygon(canvas, xs, ys, count, color, flip, row_lo, row_hi, crossings):
-    """SDL_gfx `filledPolygonColorMT` for an opaque colour; xs, ys are Sint16 values.
-    (C sorts with a subtracting comparator that could overflow for crossings 2^31 apart;
-    Sint16 screen coordinates this close to the window never get there.)"""
-    height = canvas.shape[0]
-    y_min = ys[0]
-    y_max = ys[0]
-    for i in range(1, count):
-        if ys[i] < y_min:
-            y_min = ys[i]
-        elif ys[i] > y_max:
-            y_max = ys[i]
-    first, last = scan_rows(y_min, y_max, height, flip, row_lo, row_hi)
-    for y in range(first, last + 1):
-        found = 0
-        for i in range(count):
-            previous = count - 1 if i == 0 else i - 1
-            y1 = ys[previous]
-            y2 = ys[i]
-            if y1 < y2:
-                x1 = xs[previous]
-                x2 = xs[i]
-            elif y1 > y2:
-                y2 = ys[previous]
-                y1 = ys[i]
-                x2 = xs[previous]
-                x1 = xs[i]
+    pixels[n, 0], pixels[n, 1], pixels[n, 2] = x1, y1, 255  # the first end point, unweighted
+    n += 1
+    if dy > dx:  # y-major: step k is on row yy0 + k, at the pixel pair x, x + xdir
+        adj = ((((dx << 16) // dy) & 0xFFFFFFFF) << 16) & 0xFFFFFFFF
+        for k in range(max(1, y_lo - yy0), min(dy - 1, y_hi - yy0) + 1):
+            error = k * adj
+            x = xx0 + xdir * (error >> 32)
+            weight = ((error & 0xFFFFFFFF) >> 24) & 255
+            pixels[n, 0], pixels[n, 1], pixels[n, 2] = x, yy0 + k, (255 * (255 - weight)) >> 8
+            pixels[n + 1, 0], pixels[n + 1, 1], pixels[n + 1, 2] = x + xdir, yy0 + k, (255 * weight) >> 8
+            n += 2
+    else:  # x-major: step k is on column xx0 + k * xdir, at rows yy0 + wraps and the one below
+        adj = ((((dy << 16) // dx) & 0xFFFFFFFF) << 16) & 0xFFFFFFFF
+        need_lo = y_lo - yy0 - 1  # wraps that bring the lower pixel of the pair onto the rows
+        need_hi = y_hi - yy0  # wraps past which the upper pixel has left them
+        if adj == 0:
+            k_lo, k_hi = need_lo, need_hi
+        else:
+            k_lo = ceil_div(need_lo << 32, adj) if need_lo > 0 else 1
+            k_hi = ceil_div((need_hi + 1) << 32, adj) - 1
+        for k in range(max(1, k_lo), min(dx - 1, k_hi) + 1):
+            if adj == 0:
+                wraps = k
+                weight = 0
             else:
-                continue
-            if (y >= y1 and y < y2) or (y == y_max and y > y1 and y <= y2):
-                step = c_div(wrap_int32(65536 * (y - y1)), y2 - y1)
-                crossings[found] = wrap_int32(wrap_int32(step * (x2 - x1)) + wrap_int32(65536 * x1))
-                found += 1
-        insertion_sort(crossings, found)
-        for i in range(0, found - 1, 2):
-            xa = wrap_int32(crossings[i] + 1)
-            xa = (xa >> 16) + ((xa & 32768) >> 15)
-            xb = wrap_int32(crossings[i + 1] - 1)
-            xb = (xb >> 16) + ((xb & 32768) >> 15)
-            fill_span(canvas, wrap_int16(xa), wrap_int16(xb), y, color, flip, row_lo, row_hi)
+                error = k * adj
+                wraps = error >> 32
+                weight = ((error & 0xFFFFFFFF) >> 24) & 255
+            x = xx0 + xdir * k
+            pixels[n, 0], pixels[n, 1], pixels[n, 2] = x, yy0 + wraps, (255 * (255 - weight)) >> 8
+            pixels[n + 1, 0], pixels[n + 1, 1], pixels[n + 1, 2] = x, yy0 + wraps + 1, (255 * weight) >> 8
+            n += 2
+    return n
+
+
+# ---------------------------------------------------------------- writing into a band
 
 
 @njit(cache=True)
-def draw_polygon(canvas, xs, ys, count, color, flip, row_lo, row_hi, crossings):
-    """draw.c `draw_fillpoly` (pygame.draw.polygon with width 0 and more than 3 points);
-    xs, ys are the points truncated to int as pygame does."""
-    height = canvas.shape[0]
-    y_min = ys[0]
-    y_max = ys[0]
-    for i in range(1, count):
-        y_min = min(y_min, ys[i])
-        y_max = max(y_max, ys[i])
-    if y_min == y_max:
-        x_min = xs[0]
-        x_max = xs[0]
-        for i in range(1, count):
-            x_min = min(x_min, xs[i])
-            x_max = max(x_max, xs[i])
-        fill_span(canvas, x_min, x_max, y_min, color, flip, row_lo, row_hi)
+def fill_spans(band, first, last, counts, lows, highs, color, clear_outside, layer_lo, layer_hi):
+    """Overwrite the spans of band rows first..last with `color`, one layer at a time (the
+    k-th span of every row), sweeping columns with the rows innermost so that numba
+    vectorises the select. With `clear_outside`, every other pixel of those rows becomes 0,
+    as on a fresh black surface. A layer whose rows all hold the same span (the field once
+    the camera is inside it, the indicator bar, the indicators) is a plain rectangle."""
+    width = band.shape[0]
+    if first > last:
         return
-    first, last = scan_rows(y_min, y_max, height, flip, row_lo, row_hi)
-    for y in range(first, last + 1):
-        found = 0
-        for i in range(count):
-            previous = count - 1 if i == 0 else i - 1
-            y1 = ys[previous]
-            y2 = ys[i]
-            if y1 < y2:
-                x1 = xs[previous]
-                x2 = xs[i]
-            elif y1 > y2:
-                y2 = ys[previous]
-                y1 = ys[i]
-                x2 = xs[previous]
-                x1 = xs[i]
+    layers = 0
+    for i in range(first, last + 1):
+        layers = max(layers, counts[i])
+    rows_lo = np.uint64(first)
+    rows_hi = np.uint64(last + 1)
+    black = np.uint32(0)
+    for k in range(max(layers, 1 if clear_outside else 0)):
+        clearing = clear_outside and k == 0
+        x_lo = width
+        x_hi = -1
+        rectangle = True
+        for i in range(first, last + 1):
+            if k < counts[i]:
+                layer_lo[i] = lows[i, k]
+                layer_hi[i] = highs[i, k]
+                x_lo = min(x_lo, lows[i, k])
+                x_hi = max(x_hi, highs[i, k])
             else:
-                continue
-            if (y >= y1 and y < y2) or (y == y_max and y2 == y_max):
-                crossing = np.float32(wrap_int32((y - y1) * (x2 - x1))) / np.float32(y2 - y1)
-                if found % 2 == 0:
-                    crossing = np.float32(math.floor(crossing))
-                else:
-                    crossing = np.float32(math.ceil(crossing))
-                crossings[found] = int(crossing) + x1
-                found += 1
-        insertion_sort(crossings, found)
-        for i in range(0, found - 1, 2):
-            fill_span(canvas, crossings[i], crossings[i + 1], y, color, flip, row_lo, row_hi)
-    # draw.c's last pass: horizontal edges strictly between the top and bottom rows
-    for i in range(count):
-        previous = count - 1 if i == 0 else i - 1
-        y = ys[i]
-        if y_min < y and ys[previous] == y and y < y_max:
-            fill_span(canvas, xs[i], xs[previous], y, color, flip, row_lo, row_hi)
+                layer_lo[i] = 1  # an empty span
+                layer_hi[i] = 0
+            rectangle &= (layer_lo[i] == layer_lo[first]) & (layer_hi[i] == layer_hi[first])
+        if rectangle and layer_lo[first] > layer_hi[first]:
+            x_lo, x_hi = 0, -1  # every row empty
+        if clearing and not (rectangle and x_lo == 0 and x_hi == width - 1):
+            for x in range(width):
+                column = np.int32(x)
+                for i in range(rows_lo, rows_hi):
+                    band[x, i] = color if (layer_lo[i] <= column) & (column <= layer_hi[i]) else black
+        elif rectangle:
+            for x in range(x_lo, x_hi + 1):
+                for i in range(rows_lo, rows_hi):
+                    band[x, i] = color
+        else:
+            for x in range(x_lo, x_hi + 1):
+                column = np.int32(x)
+                for i in range(rows_lo, rows_hi):
+                    band[x, i] = color if (layer_lo[i] <= column) & (column <= layer_hi[i]) else band[x, i]
 
 
 @njit(cache=True)
-def gfx_clear_outside_polygon(canvas, xs, ys, count, flip, row_lo, row_hi, crossings):
-    """Zero every pixel of the rows [row_lo, row_hi) that `gfx_filled_polygon` with the same
-    points would not fill. Drawing that polygon next then leaves the rows exactly as on a
-    fresh black surface, without clearing the pixels it overwrites anyway."""
-    height, width = canvas.shape
-    y_min = ys[0]
-    y_max = ys[0]
-    for i in range(1, count):
-        if ys[i] < y_min:
-            y_min = ys[i]
-        elif ys[i] > y_max:
-            y_max = ys[i]
-    for row in range(row_lo, row_hi):
-        y = height - 1 - row if flip else row
-        if y < y_min or y > y_max:
-            canvas[row, :] = 0
-            continue
-        found = 0
-        for i in range(count):
-            previous = count - 1 if i == 0 else i - 1
-            y1 = ys[previous]
-            y2 = ys[i]
-            if y1 < y2:
-                x1 = xs[previous]
-                x2 = xs[i]
-            elif y1 > y2:
-                y2 = ys[previous]
-                y1 = ys[i]
-                x2 = xs[previous]
-                x1 = xs[i]
-            else:
+def gfx_aapolygon_band(band, xs, ys, count, color, height, y_base, y_step, n_rows, pixels):
+    """SDL_gfx `aapolygonColor` (every edge, the closing one last) on the band's rows, each
+    pixel through `_putPixelAlpha` on a 32-bit surface without alpha channel: stored at
+    alpha 255, else blended per channel as d + ((c - d) * alpha >> 8) (its unsigned mask
+    arithmetic amounts to an arithmetic shift of the signed difference)."""
+    width = band.shape[0]
+    y_lo = min(y_base, y_base + y_step * (n_rows - 1))
+    y_hi = max(y_base, y_base + y_step * (n_rows - 1))
+    red_c = (color >> 16) & 255
+    green_c = (color >> 8) & 255
+    blue_c = color & 255
+    for start in range(count):  # edges 0 -> 1, 1 -> 2, ..., then the closing one
+        end = start + 1 if start + 1 < count else 0
+        drawn = gfx_aaline_pixels(xs[start], ys[start], xs[end], ys[end], width, height, y_lo, y_hi, pixels)
+        for p in range(drawn):
+            x = pixels[p, 0]
+            y = pixels[p, 1]
+            alpha = pixels[p, 2]
+            if x < 0 or x >= width or y < 0 or y >= height:
                 continue
-            if (y >= y1 and y < y2) or (y == y_max and y > y1 and y <= y2):
-                step = c_div(wrap_int32(65536 * (y - y1)), y2 - y1)
-                crossings[found] = wrap_int32(wrap_int32(step * (x2 - x1)) + wrap_int32(65536 * x1))
-                found += 1
-        insertion_sort(crossings, found)
-        covered_to = 0  # first column not yet known to be filled or cleared
-        for i in range(0, found - 1, 2):
-            xa = wrap_int32(crossings[i] + 1)
-            xa = wrap_int16((xa >> 16) + ((xa & 32768) >> 15))
-            xb = wrap_int32(crossings[i + 1] - 1)
-            xb = wrap_int16((xb >> 16) + ((xb & 32768) >> 15))
-            if xa > xb:
-                xa, xb = xb, xa
-            if xb < 0 or xa >= width:
+            i = (y - y_base) * y_step
+            if i < 0 or i >= n_rows:
                 continue
-            xa = max(xa, 0)
-            xb = min(xb, width - 1)
-            if xa > covered_to:
-                canvas[row, covered_to:xa] = 0
-            covered_to = max(covered_to, xb + 1)
-        if covered_to < width:
-            canvas[row, covered_to:] = 0
+            if alpha == 255:
+                band[x, i] = color
+                continue
+            dst = np.int64(band[x, i])
+            dst_r = (dst >> 16) & 255
+            dst_g = (dst >> 8) & 255
+            dst_b = dst & 255
+            red = dst_r + (((red_c - dst_r) * alpha) >> 8)
+            green = dst_g + (((green_c - dst_g) * alpha) >> 8)
+            blue = dst_b + (((blue_c - dst_b) * alpha) >> 8)
+            band[x, i] = np.uint32((red << 16) | (green << 8) | blue)
 
 
 # ---------------------------------------------------------------- one CarRacing frame
 #
-# `prepare_frame` transforms and culls everything drawn in a frame, once, into a list of
-# integer polygons; `draw_rows` draws that list into a band of canvas rows. The caller shrinks
-# each band while it is still in cache. Drawing band by band gives the same pixels as drawing
-# whole polygons, since every call writes each pixel from that pixel's previous value alone.
-
-WORLD = 0  # gfxdraw.aapolygon then gfxdraw.filled_polygon, before the flip
-CAR = 1  # pygame.draw.polygon, before the flip
-HUD = 2  # pygame.draw.polygon, after the flip
-MAX_POINTS = 8  # the car's largest polygon (HULL_POLY3)
+# `prepare_frame` transforms and culls everything a frame draws, once, into a list of integer
+# polygons (kind, points, colour, canvas rows); `render_observation` draws the list band by
+# band, shrinks each band in X while it is in cache, and finishes with the Y pass.
 
 
 @njit(cache=True, inline="always")
@@ -560,16 +588,25 @@ def box2d_transform(transform, x, y):
 
 @njit(cache=True)
 def add_car_polygons(car, camera, height, poly_xs, poly_ys, poly_meta, poly_colors, n, xs, ys):
-    """`Car.draw(..., draw_particles=False)`: each enabled polygon's float32 body-local points
-    through its body's Box2D transform, then the camera; pygame.draw.polygon truncates to int.
-    `car` is (points, offsets, bodies, colors, enabled, transforms), see FastCarRacing."""
-    points, offsets, bodies, colors, enabled, transforms = car
+    """`Car.draw(..., draw_particles=False)`: each polygon's float32 body-local points through
+    its body's Box2D transform, then the camera; pygame.draw.polygon truncates to int.
+    `car` is (points, offsets, bodies, colors, transforms, stripes, stripe_polygons): a wheel's
+    white stripe (polygon stripe_polygons[k]) is drawn if stripes[k, 0], its two edges at the
+    local y stripes[k, 1:] that `Car.draw` derives from the wheel's phase."""
+    points, offsets, bodies, colors, transforms, stripes, stripe_polygons = car
     cos_a, sin_a, zoom, trans_x, trans_y = camera
+    stripe = 0
     for p in range(offsets.shape[0] - 1):
-        if not enabled[p]:
-            continue
         start = offsets[p]
         count = offsets[p + 1] - start
+        if stripe < stripe_polygons.shape[0] and stripe_polygons[stripe] == p:
+            drawn, y1, y2 = stripes[stripe, 0], stripes[stripe, 1], stripes[stripe, 2]
+            stripe += 1
+            if not drawn:
+                continue
+            # float64 to float32, as pybox2d rounds a tuple into a b2Vec2
+            points[start, 1] = points[start + 1, 1] = np.float32(y1)
+            points[start + 2, 1] = points[start + 3, 1] = np.float32(y2)
         transform = transforms[bodies[p]]
         for i in range(count):
             world_x, world_y = box2d_transform(transform, points[start + i, 0], points[start + i, 1])
@@ -649,62 +686,228 @@ def prepare_frame(height, width, field, bg_color, grass, grass_color, road, road
 
 
 @njit(cache=True)
-def draw_rows(canvas, row_lo, row_hi, poly_xs, poly_ys, poly_meta, poly_colors, n, score, score_x,
-              score_y):
-    """Draw the prepared frame into canvas rows [row_lo, row_hi): the canvas ends up as
-    gymnasium's `self.surf` (after its flip, indicators and score) on those rows."""
-    height, width = canvas.shape
-    world_hi = min(row_hi, bar_top_row(height))  # the bar overdraws the world below it
-    crossings = np.empty(MAX_POINTS, np.int64)
-    if row_lo < world_hi:
-        # a fresh black surface, then the background field
-        bg_xs = poly_xs[0]
-        bg_ys = poly_ys[0]
-        gfx_clear_outside_polygon(canvas, bg_xs, bg_ys, 4, True, row_lo, world_hi, crossings)
-        gfx_aapolygon(canvas, bg_xs, bg_ys, 4, poly_colors[0], True, row_lo, world_hi)
-        gfx_filled_polygon(canvas, bg_xs, bg_ys, 4, poly_colors[0], True, row_lo, world_hi, crossings)
+def draw_band(band, band_lo, n_rows, height, bar_top, poly_xs, poly_ys, poly_meta, poly_colors, n, score,
+              score_x, score_y, scratch):
+    """Canvas rows band_lo..band_lo+n_rows-1 of gymnasium's final frame into `band`: the world
+    (polygon 0 is the field, drawn on a fresh black surface) above `bar_top`, flipped; then the
+    indicator bar and indicators; then the score's pixels."""
+    counts, lows, highs, crossings, layer_lo, layer_hi, pixels = scratch
+    world_rows = min(n_rows, bar_top - band_lo)  # the bar overdraws every row below it
+    flipped_base = height - 1 - band_lo  # logical row of band row 0 before the flip
+    if world_rows > 0:
+        xs = poly_xs[0]
+        ys = poly_ys[0]
+        counts[:world_rows] = 0  # the field's fill also clears the rows it does not reach
+        gfx_polygon_spans(xs, ys, 4, band.shape[0], flipped_base, -1, world_rows, counts, lows, highs, crossings)
+        fill_spans(band, 0, world_rows - 1, counts, lows, highs, poly_colors[0], True, layer_lo, layer_hi)
+        gfx_aapolygon_band(band, xs, ys, 4, poly_colors[0], height, flipped_base, -1, world_rows, pixels)
     for p in range(1, n):
         kind = poly_meta[p, 0]
         count = poly_meta[p, 1]
-        hi = row_hi if kind == HUD else world_hi
-        if hi <= row_lo or poly_meta[p, 3] < row_lo or poly_meta[p, 2] >= hi:
+        rows = n_rows if kind == HUD else world_rows
+        if rows <= 0 or poly_meta[p, 3] < band_lo or poly_meta[p, 2] >= band_lo + rows:
             continue
         xs = poly_xs[p]
         ys = poly_ys[p]
         if kind == WORLD:
-            gfx_aapolygon(canvas, xs, ys, count, poly_colors[p], True, row_lo, hi)
-            gfx_filled_polygon(canvas, xs, ys, count, poly_colors[p], True, row_lo, hi, crossings)
+            first, last = gfx_polygon_spans(xs, ys, count, band.shape[0], flipped_base, -1, rows, counts, lows,
+                                            highs, crossings)
+            fill_spans(band, first, last, counts, lows, highs, poly_colors[p], False, layer_lo, layer_hi)
+            gfx_aapolygon_band(band, xs, ys, count, poly_colors[p], height, flipped_base, -1, rows, pixels)
         else:
-            draw_polygon(canvas, xs, ys, count, poly_colors[p], kind == CAR, row_lo, hi, crossings)
-    # the score: an opaque blit of the rendered text
+            base, step = (flipped_base, -1) if kind == CAR else (band_lo, 1)
+            first, last = draw_polygon_spans(xs, ys, count, band.shape[0], base, step, rows, counts, lows, highs,
+                                             crossings)
+            fill_spans(band, first, last, counts, lows, highs, poly_colors[p], False, layer_lo, layer_hi)
+    # the score: an opaque blit of the rendered text, after the flip
     text_h, text_w = score.shape
-    for r in range(max(row_lo - score_y, 0), min(row_hi - score_y, text_h)):
-        for c in range(max(-score_x, 0), min(width - score_x, text_w)):
-            canvas[score_y + r, score_x + c] = score[r, c]
+    for c in range(max(-score_x, 0), min(band.shape[0] - score_x, text_w)):
+        for r in range(max(band_lo - score_y, 0), min(band_lo + n_rows - score_y, text_h)):
+            band[score_x + c, score_y + r - band_lo] = score[r, c]
 
 
-# ---------------------------------------------------------------- smoothscale's second pass
+@njit(cache=True)
+def band_scratch(band_rows, width):
+    """Per-band work arrays: span counts, span ends, crossings, one layer of spans, and the
+    pixels of one anti-aliased edge (at most two per step along its longer axis)."""
+    return (np.zeros(band_rows, np.int64), np.zeros((band_rows, MAX_SPANS), np.int64),
+            np.zeros((band_rows, MAX_SPANS), np.int64), np.zeros(2 * MAX_POINTS, np.int64),
+            np.zeros(band_rows, np.int32), np.zeros(band_rows, np.int32),
+            np.zeros((2 * max(width, band_rows) + 2, 3), np.int64))
+
+
+@njit(cache=True)
+def render_observation(band, height, poly_xs, poly_ys, poly_meta, poly_colors, n, score, score_x, score_y,
+                       windows_x, fraction_bits, shrunk, observation):
+    """The prepared frame, band by band, each band shrunk in X while in cache; then the Y
+    pass into `observation` (96, 96, 3)."""
+    band_rows = band.shape[1]
+    bar_top = bar_top_row(height)
+    scratch = band_scratch(band_rows, band.shape[0])
+    sums = np.zeros((2, band_rows), np.uint32)
+    carries = np.zeros((2, band_rows), np.uint32)
+    out = np.zeros((shrunk.shape[1], band_rows), np.uint32)
+    for band_lo in range(0, height, band_rows):
+        n_rows = min(band_rows, height - band_lo)
+        draw_band(band, band_lo, n_rows, height, bar_top, poly_xs, poly_ys, poly_meta, poly_colors, n, score,
+                  score_x, score_y, scratch)
+        shrink_band_x(band, n_rows, windows_x, fraction_bits, shrunk, band_lo, sums, carries, out)
+    shrink_rows(shrunk, observation, fraction_bits)
+
+
+@njit(cache=True)
+def render_canvas(canvas, band, bar_top, poly_xs, poly_ys, poly_meta, poly_colors, n, score, score_x, score_y):
+    """The prepared frame drawn band by band like `render_observation`, but copied into a
+    full row-major (height, width) canvas: gymnasium's `self.surf` before smoothscale. For
+    tests and debugging."""
+    height = canvas.shape[0]
+    band_rows = band.shape[1]
+    scratch = band_scratch(band_rows, band.shape[0])
+    for band_lo in range(0, height, band_rows):
+        n_rows = min(band_rows, height - band_lo)
+        for i in range(n_rows):
+            for x in range(canvas.shape[1]):
+                band[x, i] = canvas[band_lo + i, x]
+        draw_band(band, band_lo, n_rows, height, bar_top, poly_xs, poly_ys, poly_meta, poly_colors, n, score,
+                  score_x, score_y, scratch)
+        for i in range(n_rows):
+            for x in range(canvas.shape[1]):
+                canvas[band_lo + i, x] = band[x, i]
+
+
+# ---------------------------------------------------------------- smoothscale
 #
-# pygame's smoothscale shrinks X, then Y, through 8-bit pixels. The caller has pygame do the X
-# pass band by band; this is the Y pass, written straight into an observation. pygame-ce's SSE2
-# filter (also used on NEON) works with 14 fraction bits, its C fallback ("GENERIC") with 16,
-# and they round differently, so each is ported.
+# pygame's smoothscale shrinks X, then Y, through 8-bit pixels. An output pixel j adds up the
+# source pixels of its window [starts[j], bounds[j]): the last one, bounds[j], only in part
+# (`counters[j]`), the rest of it (`fractions[j]`) going to the next window.
 
 SMOOTHSCALE_FRACTION_BITS = {"SSE2": 14, "NEON": 14, "GENERIC": 16}
 
 
 @njit(cache=True)
-def shrink_rows(shrunk_x, pixels_xyc, fraction_bits):
-    """`filter_shrink_Y` of rows of XRGB pixels (height, width) into `pixels_xyc` (width,
-    new_height, 3) RGB, the order of `pygame.surfarray.pixels3d`. Rows the filter never
-    writes stay as they are (pygame's new surfaces start zeroed).
+def smoothscale_windows(src_size, dst_size, fraction_bits):
+    """The windows of `filter_shrink_X` (or `_Y`) and the reciprocal it multiplies by."""
+    one = 1 << fraction_bits
+    space = one * src_size // dst_size
+    if fraction_bits == 14:
+        recip = (0x40000000 // space) & 0xFFFF  # _mm_set1_epi16
+    else:
+        recip = 0x100000000 // space
+    starts = np.zeros(dst_size, np.int64)
+    bounds = np.zeros(dst_size, np.int64)
+    counters = np.zeros(dst_size, np.int64)
+    fractions = np.zeros(dst_size, np.int64)
+    counter = space
+    start = 0
+    j = 0
+    for x in range(src_size):
+        if counter > one:
+            counter -= one
+        else:
+            fraction = one - counter
+            if j < dst_size:
+                starts[j] = start
+                bounds[j] = x
+                counters[j] = counter
+                fractions[j] = fraction
+            j += 1
+            start = x + 1
+            counter = space - fraction
+    assert j == dst_size  # every output pixel written (else C would leave uninitialised memory)
+    assert src_size < 256 * dst_size  # 16-bit sums never overflow into a neighbour
+    return starts, bounds, counters, fractions, recip
+
+
+@njit(cache=True)
+def shrink_band_x(band, n_rows, windows, fraction_bits, shrunk, row0, sums, carries, out):
+    """`filter_shrink_X` of the band's rows into rows row0.. of `shrunk` (XRGB, 96 wide).
+    Per band row, blue and red share one uint32 (two 16-bit halves) and green has another,
+    as SSE2 keeps them in 16-bit lanes; the rows are the vector lanes. Results go to `out`
+    (column-major, like the band, so that the loops stay vectorised), then to `shrunk`."""
+    starts, bounds, counters, fractions, recip = windows
+    rows = np.uint64(n_rows)
+    low_bytes = np.uint32(0x00FF00FF)
+    byte = np.uint32(255)
+    half = np.uint32(0xFFFF)
+    eight = np.uint32(8)
+    sixteen = np.uint32(16)
+    reciprocal = np.uint32(recip)
+    sum_br, sum_g = sums[0], sums[1]
+    carry_br, carry_g = carries[0], carries[1]
+    for i in range(rows):
+        carry_br[i] = 0
+        carry_g[i] = 0
+    for j in range(starts.shape[0]):
+        start = starts[j]
+        full = bounds[j] - start
+        if full >= 9:  # nine columns at once, in registers
+            for i in range(rows):
+                p0, p1, p2 = band[start, i], band[start + 1, i], band[start + 2, i]
+                p3, p4, p5 = band[start + 3, i], band[start + 4, i], band[start + 5, i]
+                p6, p7, p8 = band[start + 6, i], band[start + 7, i], band[start + 8, i]
+                sum_br[i] = (carry_br[i] + (p0 & low_bytes) + (p1 & low_bytes) + (p2 & low_bytes)
+                             + (p3 & low_bytes) + (p4 & low_bytes) + (p5 & low_bytes)
+                             + (p6 & low_bytes) + (p7 & low_bytes) + (p8 & low_bytes))
+                sum_g[i] = (carry_g[i] + ((p0 >> eight) & byte) + ((p1 >> eight) & byte) + ((p2 >> eight) & byte)
+                            + ((p3 >> eight) & byte) + ((p4 >> eight) & byte) + ((p5 >> eight) & byte)
+                            + ((p6 >> eight) & byte) + ((p7 >> eight) & byte) + ((p8 >> eight) & byte))
+            done = 9
+        else:
+            for i in range(rows):
+                sum_br[i] = carry_br[i]
+                sum_g[i] = carry_g[i]
+            done = 0
+        for x in range(start + done, bounds[j]):
+            for i in range(rows):
+                sum_br[i] += band[x, i] & low_bytes
+                sum_g[i] += (band[x, i] >> eight) & byte
+        boundary = bounds[j]
+        counter = np.uint32(counters[j])
+        fraction = np.uint32(fractions[j])
+        if fraction_bits == 14:
+            # SSE2: mulhi_epu16 of (value << 2) by the counter, add, mulhi by the reciprocal,
+            # packus to a byte
+            for i in range(rows):
+                pixel = band[boundary, i]
+                b4 = (pixel & byte) << np.uint32(2)
+                g4 = ((pixel >> eight) & byte) << np.uint32(2)
+                r4 = ((pixel >> sixteen) & byte) << np.uint32(2)
+                blue = ((((b4 * counter) >> sixteen) + (sum_br[i] & half)) & half) * reciprocal >> sixteen
+                green = ((((g4 * counter) >> sixteen) + sum_g[i]) & half) * reciprocal >> sixteen
+                red = ((((r4 * counter) >> sixteen) + (sum_br[i] >> sixteen)) & half) * reciprocal >> sixteen
+                carry_br[i] = ((b4 * fraction) >> sixteen) | (((r4 * fraction) >> sixteen) << sixteen)
+                carry_g[i] = (g4 * fraction) >> sixteen
+                out[j, i] = min(blue, byte) | (min(green, byte) << eight) | (min(red, byte) << sixteen)
+        else:
+            # the C filter: 16 fraction bits, then a (Uint8) cast
+            for i in range(rows):
+                pixel = band[boundary, i]
+                b = pixel & byte
+                g = (pixel >> eight) & byte
+                r = (pixel >> sixteen) & byte
+                blue = (((sum_br[i] & half) + ((b * counter) >> sixteen)) * reciprocal >> sixteen) & byte
+                green = (((sum_g[i] & half) + ((g * counter) >> sixteen)) * reciprocal >> sixteen) & byte
+                red = (((sum_br[i] >> sixteen) + ((r * counter) >> sixteen)) * reciprocal >> sixteen) & byte
+                carry_br[i] = ((b * fraction) >> sixteen) | (((r * fraction) >> sixteen) << sixteen)
+                carry_g[i] = (g * fraction) >> sixteen
+                out[j, i] = blue | (green << eight) | (red << sixteen)
+    for i in range(n_rows):
+        for j in range(starts.shape[0]):
+            shrunk[row0 + i, j] = out[j, i]
+
+
+@njit(cache=True)
+def shrink_rows(shrunk_x, observation, fraction_bits):
+    """`filter_shrink_Y` of rows of XRGB pixels (height, width) into `observation` (new_height,
+    width, 3) RGB, the array gymnasium returns. Rows the filter never writes stay as they are
+    (pygame's new surfaces start zeroed).
 
     Per column the accumulator holds blue and red in the two 16-bit halves of one uint32 and
     green in another, so each row is one vectorised pass; an output row sums fewer than 257
     input rows, so no 16-bit half carries into its neighbour."""
     src_height, width = shrunk_x.shape
-    dst_height = pixels_xyc.shape[1]
-    assert src_height < 256 * dst_height and pixels_xyc.shape[0] == width
+    dst_height = observation.shape[0]
+    assert src_height < 256 * dst_height and observation.shape[1] == width
     one = 1 << fraction_bits
     y_space = one * src_height // dst_height
     if fraction_bits == 14:
@@ -717,54 +920,54 @@ def shrink_rows(shrunk_x, pixels_xyc, fraction_bits):
     lows = np.uint32(0x00FF00FF)
     byte = np.uint32(255)
     half = np.uint32(0xFFFF)
+    eight = np.uint32(8)
+    sixteen = np.uint32(16)
     columns = np.uint64(width)  # unsigned loop bounds let numba vectorise the loops
     y_counter = y_space
     out_y = 0
     for y in range(src_height):
-        row = shrunk_x[y]
         if y_counter > one:
             for x in range(columns):
-                blue_red[x] += row[x] & lows
-                green[x] += (row[x] >> np.uint32(8)) & byte
+                blue_red[x] += shrunk_x[y, x] & lows
+                green[x] += (shrunk_x[y, x] >> eight) & byte
             y_counter -= one
             continue
         y_frac = one - y_counter
         counter = np.uint32(y_counter)
         frac = np.uint32(y_frac)
         if out_y < dst_height:
-            out_row = out_rows[out_y]
             if fraction_bits == 14:
                 # SSE2: mulhi_epu16 of (value << 2) by the counter, add, mulhi by the
                 # reciprocal, packus to a byte
                 for x in range(columns):
-                    pixel = row[x]
+                    pixel = shrunk_x[y, x]
                     b4 = (pixel & byte) << np.uint32(2)
-                    g4 = ((pixel >> np.uint32(8)) & byte) << np.uint32(2)
-                    r4 = ((pixel >> np.uint32(16)) & byte) << np.uint32(2)
-                    blue = ((((b4 * counter) >> np.uint32(16)) + (blue_red[x] & half)) & half) * y_recip >> np.uint32(16)
-                    grn = ((((g4 * counter) >> np.uint32(16)) + green[x]) & half) * y_recip >> np.uint32(16)
-                    red = ((((r4 * counter) >> np.uint32(16)) + (blue_red[x] >> np.uint32(16))) & half) * y_recip >> np.uint32(16)
-                    blue_red[x] = ((b4 * frac) >> np.uint32(16)) | (((r4 * frac) >> np.uint32(16)) << np.uint32(16))
-                    green[x] = (g4 * frac) >> np.uint32(16)
-                    out_row[x] = min(blue, byte) | (min(grn, byte) << np.uint32(8)) | (min(red, byte) << np.uint32(16))
+                    g4 = ((pixel >> eight) & byte) << np.uint32(2)
+                    r4 = ((pixel >> sixteen) & byte) << np.uint32(2)
+                    blue = ((((b4 * counter) >> sixteen) + (blue_red[x] & half)) & half) * y_recip >> sixteen
+                    grn = ((((g4 * counter) >> sixteen) + green[x]) & half) * y_recip >> sixteen
+                    red = ((((r4 * counter) >> sixteen) + (blue_red[x] >> sixteen)) & half) * y_recip >> sixteen
+                    blue_red[x] = ((b4 * frac) >> sixteen) | (((r4 * frac) >> sixteen) << sixteen)
+                    green[x] = (g4 * frac) >> sixteen
+                    out_rows[out_y, x] = min(blue, byte) | (min(grn, byte) << eight) | (min(red, byte) << sixteen)
             else:
                 # the C filter: 16 fraction bits, then a (Uint8) cast
                 for x in range(columns):
-                    pixel = row[x]
+                    pixel = shrunk_x[y, x]
                     b = pixel & byte
-                    g = (pixel >> np.uint32(8)) & byte
-                    r = (pixel >> np.uint32(16)) & byte
-                    blue = (((blue_red[x] & half) + ((b * counter) >> np.uint32(16))) * y_recip >> np.uint32(16)) & byte
-                    grn = ((green[x] + ((g * counter) >> np.uint32(16))) * y_recip >> np.uint32(16)) & byte
-                    red = (((blue_red[x] >> np.uint32(16)) + ((r * counter) >> np.uint32(16))) * y_recip >> np.uint32(16)) & byte
-                    blue_red[x] = ((b * frac) >> np.uint32(16)) | (((r * frac) >> np.uint32(16)) << np.uint32(16))
-                    green[x] = (g * frac) >> np.uint32(16)
-                    out_row[x] = blue | (grn << np.uint32(8)) | (red << np.uint32(16))
+                    g = (pixel >> eight) & byte
+                    r = (pixel >> sixteen) & byte
+                    blue = (((blue_red[x] & half) + ((b * counter) >> sixteen)) * y_recip >> sixteen) & byte
+                    grn = ((green[x] + ((g * counter) >> sixteen)) * y_recip >> sixteen) & byte
+                    red = (((blue_red[x] >> sixteen) + ((r * counter) >> sixteen)) * y_recip >> sixteen) & byte
+                    blue_red[x] = ((b * frac) >> sixteen) | (((r * frac) >> sixteen) << sixteen)
+                    green[x] = (g * frac) >> sixteen
+                    out_rows[out_y, x] = blue | (grn << eight) | (red << sixteen)
         out_y += 1
         y_counter = y_space - y_frac
     for y in range(min(out_y, dst_height)):
         for x in range(width):
             pixel = out_rows[y, x]
-            pixels_xyc[x, y, 0] = (pixel >> np.uint32(16)) & byte
-            pixels_xyc[x, y, 1] = (pixel >> np.uint32(8)) & byte
-            pixels_xyc[x, y, 2] = pixel & byte
+            observation[y, x, 0] = (pixel >> sixteen) & byte
+            observation[y, x, 1] = (pixel >> eight) & byte
+            observation[y, x, 2] = pixel & byte

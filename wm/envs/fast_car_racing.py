@@ -4,11 +4,10 @@ Physics, rewards, termination and track generation are gymnasium's own code (thi
 subclasses it); only the drawing of the 96x96 observation changes:
 
 - With numba (the fast path), `wm.envs._raster` ports the pygame-ce C routines that gymnasium
-  calls (SDL_gfx's anti-aliased and filled polygons, draw.c's filled polygon) integer for
-  integer. `prepare_frame` turns the frame into a list of integer polygons; `draw_rows` draws
-  it into a numpy canvas, already flipped, band by band; pygame's own `smoothscale` shrinks
-  each band horizontally in place (through surfaces over the canvas memory); `shrink_rows`,
-  a port of smoothscale's vertical pass, writes the observation.
+  calls, integer for integer: SDL_gfx's anti-aliased and filled polygons, draw.c's filled
+  polygon, and both passes of smoothscale. `prepare_frame` turns the frame into a list of
+  integer polygons once; `render_observation` draws it band by band, already flipped, shrinks
+  each band while it is in cache and writes the observation.
 - Without numba (the fallback), the same drawing calls go to pygame, minus gymnasium's
   per-frame Python: track vertices kept as arrays, one vectorised transform and visibility
   test per frame, the score text rendered once per distinct string, one surface reused.
@@ -45,7 +44,7 @@ except ImportError:  # pragma: no cover - exercised only where numba is missing
     _raster = None
 
 XRGB8888_MASKS = (0xFF0000, 0xFF00, 0xFF, 0)  # gymnasium's surface format, which the ports assume
-BAND_ROWS = 200  # canvas rows drawn, then shrunk, at a time (800 kB: they stay in cache)
+BAND_ROWS = 128  # frame rows drawn, then shrunk in X, at a time (512 kB: they stay in cache)
 CULL_BOUNDS = (-MAX_SHAPE_DIM, WINDOW_W + MAX_SHAPE_DIM, WINDOW_H + MAX_SHAPE_DIM)  # gymnasium's test
 
 
@@ -130,10 +129,11 @@ class FastCarRacing(CarRacing):
         self._bg_xrgb = self._grass_xrgb = np.uint32(0)
         self._font = None
         self._score_cache: dict[str, tuple] = {}
-        self._canvas = np.zeros((WINDOW_H, WINDOW_W), dtype=np.uint32)
         self._polygons = ()  # the frame's polygon list, filled by _raster.prepare_frame
-        self._bands = None  # (row_lo, row_hi, canvas band surface, its shrunk surface)
-        self._car_template = None  # (car, its polygons as `_car_pose` returns them, stripes)
+        self._band = np.zeros((WINDOW_W, BAND_ROWS), dtype=np.uint32)  # column-major rows of the frame
+        self._shrunk = np.zeros((WINDOW_H, STATE_W), dtype=np.uint32)  # the frame after smoothscale's X pass
+        self._windows_x = None  # (fraction bits, smoothscale's X windows for them)
+        self._car_template = None  # (car, *_car_polygon_template(car)), rebuilt for each new car
         self._world_surface: pygame.Surface | None = None  # the pygame path's drawing surface
         self._fast_path_ok: bool | None = None
 
@@ -177,7 +177,7 @@ class FastCarRacing(CarRacing):
         if self.clock is None:
             self.clock = pygame.time.Clock()
         camera = self._camera()
-        if self.use_numba:
+        if self.use_numba and pygame.transform.get_smoothscale_backend() in _raster.SMOOTHSCALE_FRACTION_BITS:
             return self._render_numba(camera)
         return self._render_pygame(camera)
 
@@ -238,9 +238,8 @@ class FastCarRacing(CarRacing):
         return cached
 
     def _render_numba(self, camera):
-        """Prepare the frame's polygons once, then per band of rows: draw it and let pygame's
-        smoothscale shrink it horizontally while it is in cache; then the vertical pass of
-        that same smoothscale, ported, writes the observation."""
+        """The frame as integer polygons (`prepare_frame`), then drawn and shrunk band by band
+        with smoothscale's arithmetic for the backend pygame uses (`render_observation`)."""
         _, zoom, trans, cos_a, sin_a = camera
         _, text_rect, score_pixels = self._score()
         count = _raster.prepare_frame(
@@ -258,60 +257,52 @@ class FastCarRacing(CarRacing):
             self._hud_values(),
             *self._polygons,
         )
-        if self._bands is None:
-            self._bands = self._make_bands()
-        for row_lo, row_hi, band, band_shrunk in self._bands:
-            _raster.draw_rows(self._canvas, row_lo, row_hi, *self._polygons, count, score_pixels, text_rect.x,
-                              text_rect.y)
-            pygame.transform.smoothscale(band, (STATE_W, row_hi - row_lo), band_shrunk)
-        fraction_bits = _raster.SMOOTHSCALE_FRACTION_BITS.get(pygame.transform.get_smoothscale_backend())
-        if fraction_bits is None:  # a backend not ported: let pygame do the vertical pass too
-            return self._create_image_array(self._shrunk_surface, (STATE_W, STATE_H))
-        # the layout `_create_image_array` returns: a transposed (x, y, rgb) array
-        pixels_xyc = np.zeros((STATE_W, STATE_H, 3), dtype=np.uint8)
-        _raster.shrink_rows(self._shrunk, pixels_xyc, fraction_bits)
-        return np.transpose(pixels_xyc, axes=(1, 0, 2))
+        fraction_bits = _raster.SMOOTHSCALE_FRACTION_BITS[pygame.transform.get_smoothscale_backend()]
+        if self._windows_x is None or self._windows_x[0] != fraction_bits:
+            self._windows_x = (fraction_bits, _raster.smoothscale_windows(WINDOW_W, STATE_W, fraction_bits))
+        observation = np.zeros((STATE_H, STATE_W, 3), dtype=np.uint8)  # C order, as `_create_image_array`'s
+        _raster.render_observation(self._band, WINDOW_H, *self._polygons, count, score_pixels, text_rect.x,
+                                   text_rect.y, self._windows_x[1], fraction_bits, self._shrunk, observation)
+        return observation
 
     def _car_pose(self):
         """The car for `_raster.add_car_polygons`: the polygons `Car.draw` fills, in its order,
-        as float32 body-local points (what Box2D keeps), with each body's transform. The
-        wheels' white stripes move with `phase` and are rewritten every frame."""
+        as float32 body-local points (what Box2D keeps), each body's stored transform, and per
+        wheel whether its white stripe is drawn and where."""
         car = self.car
         if self._car_template is None or self._car_template[0] is not car:
             self._car_template = (car, *self._car_polygon_template(car))
-        _, points, offsets, bodies, colors, enabled, stripes = self._car_template
+        _, points, offsets, bodies, colors, stripes, stripe_polygons = self._car_template
+        wheel_r, size = car_dynamics.WHEEL_R, car_dynamics.SIZE
         transforms = np.empty((len(car.drawlist), 4), dtype=np.float32)
         for k, obj in enumerate(car.drawlist):
             trans = obj.transform
-            transforms[k] = (trans.position[0], trans.position[1], trans.q.c, trans.q.s)
-        wheel_w, wheel_r, size = car_dynamics.WHEEL_W, car_dynamics.WHEEL_R, car_dynamics.SIZE
-        for obj, polygon in stripes:
+            position, rotation = trans.position, trans.q
+            transforms[k] = (position[0], position[1], rotation.c, rotation.s)
+        for k, wheel in enumerate(car.wheels):
             # Car.draw's arithmetic for the white stripe of a wheel
-            a1 = obj.phase
-            a2 = obj.phase + 1.2  # radians
+            a1 = wheel.phase
+            a2 = wheel.phase + 1.2  # radians
             s1 = math.sin(a1)
             s2 = math.sin(a2)
             c1 = math.cos(a1)
             c2 = math.cos(a2)
-            enabled[polygon] = not (s1 > 0 and s2 > 0)
-            if not enabled[polygon]:
+            if s1 > 0 and s2 > 0:
+                stripes[k, 0] = 0.0
                 continue
             if s1 > 0:
                 c1 = np.sign(c1)
             if s2 > 0:
                 c2 = np.sign(c2)
-            start = offsets[polygon]
-            points[start : start + 4] = (
-                (-wheel_w * size, +wheel_r * c1 * size),
-                (+wheel_w * size, +wheel_r * c1 * size),
-                (+wheel_w * size, +wheel_r * c2 * size),
-                (-wheel_w * size, +wheel_r * c2 * size),
-            )  # rounded to float32 here, as when pybox2d converts them to a b2Vec2
-        return points, offsets, bodies, colors, enabled, transforms
+            stripes[k] = (1.0, +wheel_r * c1 * size, +wheel_r * c2 * size)
+        return points, offsets, bodies, colors, transforms, stripes, stripe_polygons
 
     @staticmethod
     def _car_polygon_template(car):
-        points, offsets, bodies, colors, stripes = [], [0], [], [], []
+        """Every polygon `Car.draw` may fill, in its order: each fixture of each body (wheels,
+        then hull), each wheel followed by its stripe, whose x are fixed (+-WHEEL_W * SIZE)."""
+        points, offsets, bodies, colors, stripe_polygons = [], [0], [], [], []
+        half_width = car_dynamics.WHEEL_W * car_dynamics.SIZE  # -WHEEL_W * SIZE is its exact negation
         for k, obj in enumerate(car.drawlist):
             for f in obj.fixtures:
                 points.extend(f.shape.vertices)
@@ -319,34 +310,20 @@ class FastCarRacing(CarRacing):
                 bodies.append(k)
                 colors.append(xrgb([int(c * 255) for c in obj.color]))
                 if "phase" in obj.__dict__:
-                    stripes.append((obj, len(bodies)))
-                    points.extend([(0.0, 0.0)] * 4)
+                    stripe_polygons.append(len(bodies))
+                    points.extend([(-half_width, 0.0), (+half_width, 0.0), (+half_width, 0.0), (-half_width, 0.0)])
                     offsets.append(len(points))
                     bodies.append(k)
                     colors.append(xrgb(car_dynamics.WHEEL_WHITE))
+        assert [car.drawlist[bodies[p]] for p in stripe_polygons] == list(car.wheels)
         return (
             np.array(points, dtype=np.float32),
             np.array(offsets, dtype=np.int64),
             np.array(bodies, dtype=np.int64),
             np.array(colors, dtype=np.uint32),
-            np.ones(len(bodies), dtype=np.bool_),
-            stripes,
+            np.zeros((len(stripe_polygons), 3), dtype=np.float64),
+            np.array(stripe_polygons, dtype=np.int64),
         )
-
-    def _make_bands(self):
-        """Surfaces over the canvas and over its 96-wide shrink, band by band (bytes B, G, R, 0
-        of XRGB8888 read as BGRA). A band of 200 rows is 800 kB: it stays in L2 cache between
-        being drawn and being shrunk."""
-        self._shrunk = np.zeros((WINDOW_H, STATE_W), dtype=np.uint32)
-        self._shrunk_surface = pygame.image.frombuffer(self._shrunk, (STATE_W, WINDOW_H), "BGRA")
-        bands = []
-        for row_lo in range(0, WINDOW_H, BAND_ROWS):
-            row_hi = min(row_lo + BAND_ROWS, WINDOW_H)
-            rows = (WINDOW_W, row_hi - row_lo)
-            band = pygame.image.frombuffer(self._canvas[row_lo:row_hi], rows, "BGRA")
-            band_shrunk = pygame.image.frombuffer(self._shrunk[row_lo:row_hi], (STATE_W, row_hi - row_lo), "BGRA")
-            bands.append((row_lo, row_hi, band, band_shrunk))
-        return bands
 
     # ------------------------------------------------------------------ pygame fallback
 
