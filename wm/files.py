@@ -48,11 +48,6 @@ def write_csv(path: str | Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
-def read_csv(path: str | Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
-
-
 def save_torch(path: str | Path, obj) -> None:
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)

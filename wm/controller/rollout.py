@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from wm.controller.model import act
-from wm.envs import make_env, preprocess
+from wm.envs import make_env, preprocess_batch
 from wm.mdn.model import MDNRNN
 from wm.vae.model import ConvVAE, to_input
 
@@ -90,7 +90,7 @@ def run_batch(env_id: str, agent: WorldModelAgent, episodes: list[Episode], max_
     spent = {"env": 0.0, "preprocess": 0.0, "models": 0.0}
     for t in range(max_steps):
         t0 = clock()
-        frames = np.stack([preprocess(o) for o in obs])
+        frames = preprocess_batch(obs)
         t1 = clock()
         noise = np.stack([noise_rngs[i].standard_normal(z_dim, dtype=np.float32) for i in active])
         z = agent.encode(frames, noise)
