@@ -3,6 +3,7 @@ uninterrupted run exactly; failures end the job promptly and name the rank, cand
 
 import csv
 import os
+import re
 import signal
 import subprocess
 import time
@@ -142,21 +143,46 @@ except Exception as exc:
     assert time.monotonic() - start < 60
 
 
-def test_a_killed_rank_ends_the_job_and_a_rerun_resumes(tiny_run, longer, tmp_path):
-    proc = subprocess.Popen(train(tiny_run, tmp_path, ranks=3, extra=longer, command_only=True), cwd=REPO,
+def start_three_ranks(tiny_run, out, extra):
+    """Start a 3-rank CMA-ES job; once it has checkpointed a generation, return it with each rank's PID
+    (from the start-up lines every rank prints) and the output read so far."""
+    proc = subprocess.Popen(train(tiny_run, out, ranks=3, extra=extra, command_only=True), cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    deadline = time.monotonic() + 300
-    while not (tmp_path / "checkpoint.pkl").exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    ranks = subprocess.run(["pgrep", "-s", str(proc.pid), "-f", "wm train-controller"], capture_output=True,
-                           text=True).stdout.split()
-    victim = max(int(p) for p in ranks)  # the last rank started
+    pids, lines = {}, []
+    while not ((out / "checkpoint.pkl").exists() and len(pids) == 3):
+        line = proc.stdout.readline()
+        assert line, "the job ended before its first checkpoint:\n" + "".join(lines)
+        lines.append(line)
+        for match in re.finditer(r"rank (\d) of 3: pid (\d+)", line):
+            pids[int(match.group(1))] = int(match.group(2))
+    return proc, pids, "".join(lines)
+
+
+def test_a_killed_rank_ends_the_job_and_a_rerun_resumes(tiny_run, longer, tmp_path):
+    proc, pids, before = start_three_ranks(tiny_run, tmp_path, longer)
+    victim = pids[2]
     os.kill(victim, signal.SIGKILL)
     start = time.monotonic()
-    output, _ = proc.communicate(timeout=120)
+    output = before + proc.communicate(timeout=120)[0]
     assert proc.returncode != 0
     assert time.monotonic() - start < 60, "the job did not end promptly after a rank died"
-    assert "KILLED" in output or "rank" in output
+    # mpiexec names the dead PID; each rank's start-up line maps it to its rank.
+    assert f"pid {victim} on" in output and f"PID {victim}" in output
     resumed = train(tiny_run, tmp_path, ranks=3, extra=longer)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "resuming" in resumed.stdout
+
+
+def test_a_hanging_rank_is_named_within_the_timeout(tiny_run, longer, tmp_path):
+    """A rank that stops answering (here: frozen with SIGSTOP) is named after controller.worker_timeout
+    seconds and the job is aborted, instead of waiting forever."""
+    timeout = tmp_path / "timeout.yaml"
+    timeout.write_text("controller: {worker_timeout: 8}\n")
+    proc, pids, before = start_three_ranks(tiny_run, tmp_path, [*longer, "--config", str(timeout)])
+    rank = 2
+    os.kill(pids[rank], signal.SIGSTOP)
+    start = time.monotonic()
+    output = before + proc.communicate(timeout=120)[0]
+    assert proc.returncode != 0
+    assert time.monotonic() - start < 8 + 30
+    assert f"rank {rank} did not return chunk" in output and "controller.worker_timeout" in output

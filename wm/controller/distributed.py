@@ -13,6 +13,8 @@ the command resumes from the last checkpoint."""
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 
@@ -43,6 +45,17 @@ def wait_for_message(comm, source: int, timeout: float, what: str):
             raise TimeoutError(what)
         time.sleep(POLL_SECONDS)
     return status
+
+
+def send_within(comm, message, dest: int, tag: int, timeout: float, what: str) -> None:
+    """Send without blocking forever: a large message waits for its receiver to take it, and a
+    receiver that died or froze never does."""
+    request = comm.isend(message, dest=dest, tag=tag)
+    deadline = time.monotonic() + timeout
+    while not request.Test():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(POLL_SECONDS)
 
 
 class RankFailure(RuntimeError):
@@ -94,10 +107,15 @@ class MPIEvaluator:
         from mpi4py import MPI
 
         in_flight: dict[int, tuple[int, float]] = {}  # rank -> (chunk index, sent at)
+        sends = []  # pending non-blocking sends: a frozen rank must not block the dispatcher
+
+        def give(rank: int, index: int) -> None:
+            sends.append(self.comm.isend((index, chunks[index], training), dest=rank, tag=TAG_WORK))
+            in_flight[rank] = (index, time.monotonic())
+
         for rank in range(1, self.ranks):
             if (index := take()) is not None:
-                self.comm.send((index, chunks[index], training), dest=rank, tag=TAG_WORK)
-                in_flight[rank] = (index, time.monotonic())
+                give(rank, index)
         status = MPI.Status()
         while in_flight and not failure:
             if not self.comm.Iprobe(source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG, status=status):
@@ -119,16 +137,16 @@ class MPIEvaluator:
             done(index, chunk_results)
             self.worker_busy[rank] = busy
             del in_flight[rank]
+            sends = [request for request in sends if not request.Test()]
             if (index := take()) is not None:
-                self.comm.send((index, chunks[index], training), dest=rank, tag=TAG_WORK)
-                in_flight[rank] = (index, time.monotonic())
+                give(rank, index)
 
     def busy_seconds(self) -> list[float]:
         return [self.runner.busy_seconds, *self.worker_busy[1:]]
 
     def close(self) -> None:
         for rank in range(1, self.ranks):
-            self.comm.send(None, dest=rank, tag=TAG_STOP)
+            send_within(self.comm, None, rank, TAG_STOP, self.timeout, f"rank {rank} did not take the stop message")
 
 
 def serve(comm, runner: ChunkRunner, worker_timeout: float) -> None:
@@ -148,11 +166,17 @@ def serve(comm, runner: ChunkRunner, worker_timeout: float) -> None:
         try:
             results = runner.run(chunk, training)
         except Exception as exc:
-            comm.send(f"{exc}", dest=0, tag=TAG_ERROR)
+            message, tag = f"{exc}", TAG_ERROR
+        else:
+            message, tag = (index, results, runner.busy_seconds), TAG_RESULT
+        try:
+            send_within(comm, message, 0, tag, worker_timeout, f"rank {rank}: rank 0 did not take a result "
+                                                               f"for {worker_timeout:.0f} s")
+        except TimeoutError as exc:
+            print(f"train-controller: {exc}; aborting", flush=True)
+            comm.Abort(3)
+        if tag == TAG_ERROR:
             return
-        for result in results:
-            result.frames = None
-        comm.send((index, results, runner.busy_seconds), dest=0, tag=TAG_RESULT)
 
 
 def run_with_evaluator(runner: ChunkRunner, worker_timeout: float, body):
@@ -163,6 +187,8 @@ def run_with_evaluator(runner: ChunkRunner, worker_timeout: float, body):
     comm = mpi_world()
     if comm is None:
         return body(LocalEvaluator(runner))
+    # The launcher reports a dead process by its PID: this line maps PIDs to ranks in the job's log.
+    print(f"rank {comm.Get_rank()} of {comm.Get_size()}: pid {os.getpid()} on {socket.gethostname()}", flush=True)
     if comm.Get_rank() != 0:
         serve(comm, runner, worker_timeout)
         return None
