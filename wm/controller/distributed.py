@@ -6,10 +6,14 @@ remains; rank 0 evaluates chunks too, while a dispatcher thread serves the other
 Waiting is done by polling with short sleeps, not MPI's busy-wait, so an
 oversubscribed node (more ranks than cores) still makes progress.
 
-Failures end the job within a bounded time: a rollout that raises is reported to rank
-0 with its rank, candidate and seed; a rank that stops answering for
-`controller.worker_timeout` seconds is named, and rank 0 aborts the whole job. Rerunning
-the command resumes from the last checkpoint."""
+Failures end the job within a bounded time, naming the rank: a rollout that raises is
+reported to rank 0 with its rank, candidate and seed. A rank that dies or hangs is found
+by silence: a working rank sends a heartbeat every few seconds (from a thread, so a long
+chunk does not look like a hang), and rank 0 aborts the job when one has been silent for
+`controller.worker_timeout` seconds; workers likewise give up on a silent rank 0.
+(mpiexec may end the job sooner when a process dies, reporting a PID; every rank prints
+its PID at start-up to map it to a rank.) Rerunning the command resumes from the last
+checkpoint."""
 
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ import numpy as np
 from wm.controller.evaluator import ChunkRunner, make_chunks, progress_bar, returns_matrix
 
 POLL_SECONDS = 0.002
-TAG_WORK, TAG_STOP, TAG_RESULT, TAG_ERROR = 1, 2, 3, 4
+TAG_WORK, TAG_STOP, TAG_RESULT, TAG_ERROR, TAG_HEARTBEAT = 1, 2, 3, 4, 5
 
 
 def mpi_world():
@@ -34,32 +38,32 @@ def mpi_world():
     return comm if comm.Get_size() > 1 else None
 
 
-def wait_for_message(comm, source: int, timeout: float, what: str):
-    """Poll (without spinning a core) until a message from `source` arrives; returns its status."""
-    from mpi4py import MPI
-
-    status = MPI.Status()
-    deadline = time.monotonic() + timeout
-    while not comm.Iprobe(source=source, tag=MPI.ANY_TAG, status=status):
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(POLL_SECONDS)
-    return status
-
-
-def send_within(comm, message, dest: int, tag: int, timeout: float, what: str) -> None:
-    """Send without blocking forever: a large message waits for its receiver to take it, and a
-    receiver that died or froze never does."""
-    request = comm.isend(message, dest=dest, tag=tag)
-    deadline = time.monotonic() + timeout
-    while not request.Test():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(POLL_SECONDS)
+def heartbeat_interval(timeout: float) -> float:
+    return min(5.0, timeout / 4)
 
 
 class RankFailure(RuntimeError):
     """A rank raised or went silent; the message names it."""
+
+
+class Heartbeat:
+    """Sends a small message to `dest` every interval until stopped (a thread)."""
+
+    def __init__(self, comm, dest: int, interval: float):
+        self.comm, self.dest, self.interval = comm, dest, interval
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+        self.thread.start()
+
+    def _beat(self) -> None:
+        requests = []
+        while not self.stopped.wait(self.interval):
+            requests = [r for r in requests if not r.Test()]
+            requests.append(self.comm.isend(None, dest=self.dest, tag=TAG_HEARTBEAT))
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join()
 
 
 class MPIEvaluator:
@@ -69,6 +73,11 @@ class MPIEvaluator:
         self.comm, self.runner, self.timeout = comm, runner, worker_timeout
         self.ranks = comm.Get_size()
         self.worker_busy = np.zeros(self.ranks)
+        self.pending_sends: list = []  # non-blocking sends: a frozen rank must not block rank 0
+
+    def _send(self, message, rank: int, tag: int) -> None:
+        self.pending_sends = [r for r in self.pending_sends if not r.Test()]
+        self.pending_sends.append(self.comm.isend(message, dest=rank, tag=tag))
 
     def evaluate(self, candidates, track_seeds, noise_seeds, training=True, progress=None):
         chunks = make_chunks(candidates, track_seeds, noise_seeds, self.runner.settings.envs_per_batch)
@@ -103,79 +112,110 @@ class MPIEvaluator:
         return returns_matrix(flat, len(candidates), len(track_seeds)), flat
 
     def _dispatch(self, chunks, training, take, done, failure) -> None:
-        """Serve chunks to ranks 1..N-1 until none is left, then collect what is in flight."""
+        try:
+            self._serve_chunks(chunks, training, take, done, failure)
+        except Exception as exc:  # an MPI error: with srun, a dead rank's peers see one
+            failure.append(RankFailure(f"rank 0's dispatcher: {type(exc).__name__}: {exc}"))
+
+    def _serve_chunks(self, chunks, training, take, done, failure) -> None:
+        """Serve chunks to ranks 1..N-1 until none is left, collect what is in flight, and watch
+        for silent ranks; idle ranks get rank 0's heartbeat so that they keep waiting."""
         from mpi4py import MPI
 
-        in_flight: dict[int, tuple[int, float]] = {}  # rank -> (chunk index, sent at)
-        sends = []  # pending non-blocking sends: a frozen rank must not block the dispatcher
+        in_flight: dict[int, int] = {}  # rank -> chunk index
+        heard = {rank: time.monotonic() for rank in range(1, self.ranks)}
+        beat_every, last_beat = heartbeat_interval(self.timeout), time.monotonic()
 
-        def give(rank: int, index: int) -> None:
-            sends.append(self.comm.isend((index, chunks[index], training), dest=rank, tag=TAG_WORK))
-            in_flight[rank] = (index, time.monotonic())
+        def give(rank: int) -> None:
+            if (index := take()) is not None:
+                self._send((index, chunks[index], training), rank, TAG_WORK)
+                in_flight[rank] = index
+                heard[rank] = time.monotonic()
 
         for rank in range(1, self.ranks):
-            if (index := take()) is not None:
-                give(rank, index)
+            give(rank)
         status = MPI.Status()
         while in_flight and not failure:
+            now = time.monotonic()
+            if now - last_beat > beat_every:
+                for rank in range(1, self.ranks):
+                    if rank not in in_flight:
+                        self._send(None, rank, TAG_HEARTBEAT)
+                last_beat = now
             if not self.comm.Iprobe(source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG, status=status):
-                now = time.monotonic()
-                for rank, (index, sent) in in_flight.items():
-                    if now - sent > self.timeout:
+                for rank, index in in_flight.items():
+                    if now - heard[rank] > self.timeout:
                         failure.append(RankFailure(
-                            f"rank {rank} did not return chunk {index} within {self.timeout:.0f} s "
-                            "(controller.worker_timeout): it died or hangs"))
+                            f"rank {rank} has been silent for {self.timeout:.0f} s (controller.worker_timeout) "
+                            f"while running chunk {index}: it died or hangs"))
                         return
                 time.sleep(POLL_SECONDS)
                 continue
-            rank = status.Get_source()
-            message = self.comm.recv(source=rank, tag=status.Get_tag())
-            if status.Get_tag() == TAG_ERROR:
+            rank, tag = status.Get_source(), status.Get_tag()
+            message = self.comm.recv(source=rank, tag=tag)
+            heard[rank] = time.monotonic()
+            if tag == TAG_HEARTBEAT:
+                continue
+            if tag == TAG_ERROR:
                 failure.append(RankFailure(f"rank {rank}: {message}"))
                 return
             index, chunk_results, busy = message
             done(index, chunk_results)
             self.worker_busy[rank] = busy
             del in_flight[rank]
-            sends = [request for request in sends if not request.Test()]
-            if (index := take()) is not None:
-                give(rank, index)
+            give(rank)
 
     def busy_seconds(self) -> list[float]:
         return [self.runner.busy_seconds, *self.worker_busy[1:]]
 
     def close(self) -> None:
         for rank in range(1, self.ranks):
-            send_within(self.comm, None, rank, TAG_STOP, self.timeout, f"rank {rank} did not take the stop message")
+            self._send(None, rank, TAG_STOP)
+        deadline = time.monotonic() + self.timeout
+        while not all(r.Test() for r in self.pending_sends) and time.monotonic() < deadline:
+            time.sleep(POLL_SECONDS)
 
 
 def serve(comm, runner: ChunkRunner, worker_timeout: float) -> None:
     """A worker rank's whole life: run the chunks rank 0 sends until it says stop."""
+    from mpi4py import MPI
+
     rank = comm.Get_rank()
+    status = MPI.Status()
+    heard = time.monotonic()
     while True:
-        try:
-            status = wait_for_message(comm, 0, worker_timeout,
-                                      f"rank {rank}: no word from rank 0 for {worker_timeout:.0f} s")
-        except TimeoutError as exc:
-            print(f"train-controller: {exc}; aborting", flush=True)
-            comm.Abort(3)
-        message = comm.recv(source=0, tag=status.Get_tag())
-        if status.Get_tag() == TAG_STOP:
+        if not comm.Iprobe(source=0, tag=MPI.ANY_TAG, status=status):
+            if time.monotonic() - heard > worker_timeout:
+                print(f"train-controller: rank {rank}: rank 0 has been silent for {worker_timeout:.0f} s "
+                      "(controller.worker_timeout); aborting", flush=True)
+                comm.Abort(3)
+            time.sleep(POLL_SECONDS)
+            continue
+        tag = status.Get_tag()
+        message = comm.recv(source=0, tag=tag)
+        heard = time.monotonic()
+        if tag == TAG_STOP:
             return
+        if tag == TAG_HEARTBEAT:
+            continue
         index, chunk, training = message
+        heartbeat = Heartbeat(comm, 0, heartbeat_interval(worker_timeout))
         try:
             results = runner.run(chunk, training)
         except Exception as exc:
-            message, tag = f"{exc}", TAG_ERROR
+            reply, reply_tag = f"{exc}", TAG_ERROR
         else:
-            message, tag = (index, results, runner.busy_seconds), TAG_RESULT
-        try:
-            send_within(comm, message, 0, tag, worker_timeout, f"rank {rank}: rank 0 did not take a result "
-                                                               f"for {worker_timeout:.0f} s")
-        except TimeoutError as exc:
-            print(f"train-controller: {exc}; aborting", flush=True)
-            comm.Abort(3)
-        if tag == TAG_ERROR:
+            reply, reply_tag = (index, results, runner.busy_seconds), TAG_RESULT
+        finally:
+            heartbeat.stop()
+        request = comm.isend(reply, dest=0, tag=reply_tag)
+        while not request.Test():
+            if time.monotonic() - heard > worker_timeout:
+                print(f"train-controller: rank {rank}: rank 0 did not take a result for {worker_timeout:.0f} s; "
+                      "aborting", flush=True)
+                comm.Abort(3)
+            time.sleep(POLL_SECONDS)
+        if reply_tag == TAG_ERROR:
             return
 
 

@@ -97,6 +97,9 @@ def run_batch(env_id: str, agent: WorldModelAgent, episodes: list[Episode], max_
         actions = agent.act(params[active], z, h)
         h, state = agent.remember(z, actions, state)
         action_array = actions.numpy().astype(np.float64)
+        if not np.isfinite(action_array).all():
+            # gymnasium's renderer raises on NaN; the fast env's rasteriser must never see one.
+            raise FloatingPointError(f"non-finite action at step {t}: {action_array[~np.isfinite(action_array).all(1)][0]}")
         t2 = clock()
         spent["preprocess"] += t1 - t0
         spent["models"] += t2 - t1

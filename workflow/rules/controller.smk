@@ -18,7 +18,7 @@ rule train_controller:
         out=lambda wildcards, output: os.path.dirname(output.controller),
     threads: config["controller"]["ranks"]
     resources:
-        mpi="mpiexec",
+        mpi="mpiexec",  # MPICH's (the mpich wheel); profiles/slurm sets srun
         tasks=config["controller"]["ranks"],
         runtime=10080,
         mem_mb_per_cpu=2000,

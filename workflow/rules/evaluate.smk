@@ -18,7 +18,7 @@ rule evaluate:
         out=lambda wildcards, output: os.path.dirname(output.returns),
     threads: config["evaluate"]["ranks"]
     resources:
-        mpi="mpiexec",
+        mpi="mpiexec",  # MPICH's (the mpich wheel); profiles/slurm sets srun
         tasks=config["evaluate"]["ranks"],
         runtime=600,
         mem_mb_per_cpu=2000,
