@@ -10,7 +10,7 @@ export PYTHONUNBUFFERED := 1
 CONFIG ?= config.yaml
 RUN_DIR = $(shell $(BIN)/python -c "import yaml,sys; print(yaml.safe_load(open('$(CONFIG)')).get('run_dir','results'))" 2>/dev/null || echo results)
 
-.PHONY: run test venv clean report lint
+.PHONY: run test test-container venv clean lint
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ run: venv
 
 test: venv
 	pytest tests
+
+# Opt-in: builds the OCI image with podman (as root; apt-gets podman, runc, debootstrap if missing),
+# runs wm and one rule of the tiny workflow in it. A few minutes.
+test-container: venv
+	WM_CONTAINER_TEST=1 pytest tests/test_container.py -v -s
 
 lint: venv
 	snakemake --lint

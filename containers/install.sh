@@ -34,7 +34,7 @@ if [[ ! -x "$prefix/bin/python" ]]; then
     "$python" -m venv "$prefix"
 fi
 pip=("$prefix/bin/python" -m pip --no-input)
-export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=${PIP_NO_CACHE_DIR:-1}
+export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 step "torch $torch_version"
 if [[ -n ${TORCH_WHEEL:-} ]]; then
@@ -46,10 +46,11 @@ else
 fi
 
 step "wm from $project (its pyproject.toml pins)"
-# A copy, so that building never writes into the project folder (build/, *.egg-info).
+# A copy, so that building never writes into the project folder (build/, *.egg-info); -L: the copy
+# holds the files that symlinks in wm/ point to (wm/schemas/ links to workflow/schemas/).
 build=$(mktemp -d)
 trap 'rm -rf "$build"' EXIT
-cp -r "$project/pyproject.toml" "$project/README.md" "$project/wm" "$build/"
+cp -rL "$project/pyproject.toml" "$project/README.md" "$project/wm" "$build/"
 "${pip[@]}" install "$build"
 
 if [[ -n ${WM_EXTRA_PACKAGES:-} ]]; then
@@ -70,7 +71,9 @@ import mpi4py
 import torch
 
 import wm
+from wm.config import validate_config
 
+validate_config({})  # the packaged JSON schema is there and loads
 assert torch.__version__.split("+")[0] == sys.argv[1], torch.__version__
 assert "site-packages" in wm.__file__, f"wm comes from {wm.__file__}, not the installed package"
 env = gymnasium.make("CarRacing-v3")
@@ -81,7 +84,9 @@ env.close()
 print(f"python {sys.version.split()[0]}, torch {torch.__version__} (CUDA build: {torch.version.cuda}), "
       f"gymnasium {gymnasium.__version__}, mpi4py {mpi4py.__version__}, wm {wm.__version__}")
 EOF
-"$prefix/bin/mpiexec" -n 2 "$prefix/bin/python" -c \
+# the mpich wheel's launcher, wherever pip put it (<prefix>/bin for a fresh install)
+mpiexec=$("$prefix/bin/python" -c 'import importlib.metadata as m; print(next(f.locate() for f in m.files("mpich") if f.name == "mpiexec"))')
+"$mpiexec" -n 2 "$prefix/bin/python" -c \
     'from mpi4py import MPI; c = MPI.COMM_WORLD; assert c.Get_size() == 2, c.Get_size(); c.Barrier(); print(f"rank {c.Get_rank()} of {c.Get_size()}: {MPI.Get_library_version().splitlines()[0]}") if c.Get_rank() == 0 else None'
 "$prefix/bin/wm" --version
 step "done: $prefix/bin/wm"

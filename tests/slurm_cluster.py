@@ -11,8 +11,9 @@ What it sets up (see docs/cluster.md and /work/shared/SLURM.md for why each line
     `RealMemory=` exceed the machine: 16 CPUs, 64 GB): profiles/slurm and workflow/sbatch are submitted
     unchanged, and array tasks and MPI ranks run side by side on a 2-core machine. Memory is not
     enforced (no cgroups, CR_Core), so the tiny workflow's small processes simply share the real RAM;
-  - one generic GPU (`Gres=gpu:1`, no device file): Slurm schedules and records GPU requests
-    (`--gpus=1`) exactly as on a GPU cluster; torch still sees no CUDA and trains on the CPU;
+  - one GPU (`Gres=gpu:1`; its device file in gres.conf is /dev/null): Slurm schedules and records GPU
+    requests (`--gpus=1`) as on a GPU cluster and sets CUDA_VISIBLE_DEVICES; torch still sees no CUDA
+    and trains on the CPU;
   - /etc/slurm/slurm.conf as a symlink to the generated file: the Snakemake jobstep plugin strips
     SLURM_* variables (SLURM_CONF included) before it calls srun inside a job, so the config must be
     found at the default path. The symlink is removed again by stop().
@@ -127,7 +128,7 @@ class SlurmCluster:
         self.stop()
 
     def start(self) -> None:
-        for sub in ("etc", "munge", "state", "spool", "log", "run", "jobs"):
+        for sub in ("etc", "munge", "state", "spool", "log", "run"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o755)
         (self.root / "munge").chmod(0o755)  # munged refuses a socket folder others cannot traverse
@@ -141,8 +142,10 @@ class SlurmCluster:
         ])
         self._wait_for(lambda: self.munge_socket.exists(), 10, "munged did not create its socket")
         self.conf.write_text(self.slurm_conf())
-        # slurmd reads gres.conf from slurm.conf's folder; a GPU with no device file is a schedulable count
-        (self.conf.parent / "gres.conf").write_text(f"NodeName={self.host} Name=gpu File=/dev/null Count={self.gpus}\n" if self.gpus else "")
+        # slurmd reads gres.conf from slurm.conf's folder (it starts with -f); without a File= the GPU
+        # count registers as 0 and the node is drained, so /dev/null stands in for the device
+        gres = f"NodeName={self.host} Name=gpu File=/dev/null Count={self.gpus}\n" if self.gpus else ""
+        (self.conf.parent / "gres.conf").write_text(gres)
         SYSTEM_CONF.parent.mkdir(parents=True, exist_ok=True)
         os.symlink(self.conf, SYSTEM_CONF)
         self.linked = True

@@ -2,11 +2,9 @@
 in a fresh virtual environment; and the conda environment of `--sdm conda` (envs/), which must carry
 the same pins and end with a working `wm`.
 
-To stay fast (seconds, not a multi-GB download) the fresh environment sees this project's installed
-packages through a .pth file, as `--system-site-packages` would: pip finds torch and the other pins
-already satisfied, and every line of the recipe runs — the wm install, `pip check`, the imports, one
-CarRacing step, a 2-rank mpiexec, `wm --version`. The opt-in container test (tests/test_container.py)
-runs the same recipe from scratch inside the image build."""
+The recipe test is a real install into an empty venv (about a minute): torch from the local CPU wheel
+(never the multi-GB CUDA download), every other pin through pip as configured on this machine. The
+opt-in container test (tests/test_container.py) runs the same recipe inside the image build."""
 
 from __future__ import annotations
 
@@ -36,9 +34,8 @@ def overlay_venv(path: Path) -> Path:
     python = path / "bin" / "python"
     site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                           check=True, capture_output=True, text=True).stdout.strip()
+    # this environment's packages, pip included (--without-pip saves seconds)
     Path(site, "_wm_parent_env.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    # pip itself, from this environment (the fresh venv has none: --without-pip is much faster)
-    Path(site, "_wm_pip.pth").write_text("")
     return path
 
 
@@ -49,39 +46,37 @@ def clean_env(**extra) -> dict:
     return env
 
 
+def base_python() -> str:
+    """The interpreter this venv was made from (a fresh venv must not inherit this one's packages)."""
+    return getattr(sys, "_base_executable", sys.executable)
+
+
 def test_install_recipe_in_a_fresh_venv(tmp_path):
-    venv = overlay_venv(tmp_path / "venv")
-    env = clean_env(SDL_VIDEODRIVER="dummy")
-    if TORCH_WHEEL.exists():
-        env["TORCH_WHEEL"] = str(TORCH_WHEEL)
-    before = sorted(p.name for p in REPO.iterdir())
+    wheel = Path(os.environ.get("WM_TORCH_WHEEL", TORCH_WHEEL))
+    if not wheel.exists():
+        pytest.skip(f"no local torch wheel at {wheel} (set WM_TORCH_WHEEL): the recipe would download "
+                    "torch's multi-GB CUDA build")
+    venv = tmp_path / "venv"
+    env = clean_env(SDL_VIDEODRIVER="dummy", PYTHON=base_python(), TORCH_WHEEL=str(wheel))
+    had_build = (REPO / "build").exists()
     start = time.monotonic()
     result = subprocess.run(["bash", str(REPO / "containers" / "install.sh"), str(venv), str(REPO)],
-                            env=env, capture_output=True, text=True, timeout=600)
-    print(f"containers/install.sh in an overlay venv: {time.monotonic() - start:.0f} s")
+                            env=env, capture_output=True, text=True, timeout=900)
+    print(f"containers/install.sh into a fresh venv: {time.monotonic() - start:.0f} s")
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]
     assert "No broken requirements found" in output
+    assert re.search(r"torch 2\.13\.0\+cpu .*gymnasium 1\.4\.0, mpi4py 4\.1\.2", output), output[-3000:]
     assert re.search(r"rank 0 of 2: MPICH Version:\s+5\.0\.2", output), output[-3000:]
     assert f"wm {wm.__version__}" in output
-    # the fresh venv's own wm, installed (not editable) into it, runs without this environment's PATH
+    # its own wm (installed, not editable), run with nothing of this environment on PATH
     where = subprocess.run([str(venv / "bin" / "python"), "-c", "import wm; print(wm.__file__)"], cwd="/",
                            env=clean_env(), capture_output=True, text=True, check=True).stdout.strip()
     assert where.startswith(str(venv)), where
     help_text = subprocess.run([str(venv / "bin" / "wm"), "--help"], env=clean_env(), capture_output=True,
                                text=True, check=True).stdout
     assert "train-controller" in help_text
-    assert sorted(p.name for p in REPO.iterdir()) == before, "install.sh wrote into the project folder"
-
-
-def test_install_recipe_refuses_another_python(tmp_path):
-    fake = tmp_path / "python3"
-    fake.write_text("#!/bin/sh\nexec /usr/bin/env python3.11 -c 'import sys; sys.version_info = (3, 12)' 2>/dev/null; "
-                    "echo 'Python 3.12' >&2; exit 1\n")
-    fake.chmod(0o755)
-    result = subprocess.run(["bash", str(REPO / "containers" / "install.sh"), str(tmp_path / "venv"), str(REPO)],
-                            env=clean_env(PYTHON=str(fake)), capture_output=True, text=True, timeout=60)
-    assert result.returncode != 0 and not (tmp_path / "venv").exists()
+    assert had_build or not (REPO / "build").exists(), "install.sh built in the project folder"
 
 
 def pip_requirements(env_file: Path) -> list[str]:

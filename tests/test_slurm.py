@@ -1,8 +1,9 @@
-"""The tiny workflow on a real one-node Slurm (tests/slurm_cluster.py), twice:
+"""The tiny workflow on a real one-node Slurm (tests/slurm_cluster.py), three times at once:
 
 1. `snakemake --profile profiles/slurm`, the profile unchanged (the test only names the partition and
    no account, through the environment variables the profile reads);
-2. the plain sbatch chain, workflow/sbatch/submit.sh.
+2. the plain sbatch chain, workflow/sbatch/submit.sh;
+3. the same chain with a V that must fail, to see the rest cancelled.
 
 Every claim is checked against Slurm's own records (`scontrol show job`, kept MinJobAge seconds; there
 is no accounting), the jobs' output files, and the outputs themselves (`wm data check`, JSON, CSV).
@@ -15,13 +16,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import shutil
 import subprocess
 import time
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -83,30 +84,51 @@ def assert_ran_with_ranks(log: Path, ranks: int) -> None:
     assert re.search(rf"train-controller: {ranks} rank\(s\)", text), text[-2000:]
 
 
+def submit_chain(cluster, workdir: Path, *configs: str) -> tuple[dict[str, str], float]:
+    """workflow/sbatch/submit.sh on the tiny config; returns ({stage: job id}, time of submission)."""
+    result = subprocess.run(["workflow/sbatch/submit.sh", "tests/configs/tiny.yaml", "slurm-test.yaml", *configs],
+                            cwd=workdir, env=job_env(cluster), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return dict(line.split()[:2] for line in result.stdout.splitlines() if line.strip()), time.monotonic()
+
+
 @pytest.fixture(scope="module")
-def snakemake_run(slurm, tmp_path_factory):  # noqa: F811
-    """The tiny workflow through `snakemake --profile profiles/slurm`; returns (workdir, records, seconds)."""
+def runs(slurm, tmp_path_factory):  # noqa: F811
+    """Everything this module checks, submitted to the one cluster at once (it has room: 16 CPUs), so
+    the sbatch chains run while Snakemake polls: the plain sbatch chain, a chain whose V fails, and the
+    tiny workflow through `snakemake --profile profiles/slurm` (which this fixture waits for)."""
+    chain_dir = copy_project(tmp_path_factory.mktemp("sbatch-chain"))
+    chain, chain_start = submit_chain(slurm, chain_dir)
+    failing_dir = copy_project(tmp_path_factory.mktemp("sbatch-failing"))
+    (failing_dir / "bad.yaml").write_text("vae: {guard_max_ratio: 0.0001}\n")  # V cannot pass: its job fails
+    failing, _ = submit_chain(slurm, failing_dir, "bad.yaml")
+
     workdir = copy_project(tmp_path_factory.mktemp("snakemake-slurm"))
-    before = {r["JobId"] for r in slurm.all_jobs()}
     cmd = [str(BIN / "snakemake"), "--profile", "profiles/slurm",
            "--configfile", "tests/configs/tiny.yaml", "slurm-test.yaml",
-           # test speed only: first status check after 1 s instead of 40 s; keep Slurm's logs to read them
-           "--slurm-init-seconds-before-status-checks", "1", "--slurm-keep-successful-logs"]
+           # test speed only: status checks from 5 s after each finish on (not 40 s); keep Slurm's logs to read them
+           "--slurm-init-seconds-before-status-checks", "5", "--slurm-keep-successful-logs"]
     start = time.monotonic()
     result = subprocess.run(cmd, cwd=workdir, env=job_env(slurm), capture_output=True, text=True, timeout=900)
-    elapsed = time.monotonic() - start
-    print(f"snakemake --profile profiles/slurm: {elapsed:.0f} s")
+    print(f"\nsnakemake --profile profiles/slurm (tiny config): {time.monotonic() - start:.0f} s")
     assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
-    records = [r for r in slurm.all_jobs() if r["JobId"] not in before]
-    return workdir, records, elapsed, result.stderr
+    snakemake_records = [r for r in slurm.all_jobs() if r.get("Comment", "").startswith("rule_")]
+
+    stages = ["collect", "vae", "mdn", "controller-z_h", "evaluate-z_h"]
+    chain_records = {stage: slurm.wait([chain[stage]], timeout=600) for stage in stages}
+    print(f"workflow/sbatch/submit.sh chain (tiny config, beside the Snakemake run): "
+          f"{max(seconds(r, 'EndTime') for r in chain_records['evaluate-z_h']).timestamp() - min(seconds(r, 'SubmitTime') for r in chain_records['collect']).timestamp():.0f} s")
+    failing_records = {stage: slurm.wait([failing[stage]], timeout=600) for stage in stages}
+    return SimpleNamespace(workdir=workdir, records=snakemake_records, chain_dir=chain_dir, chain=chain,
+                           chain_records=chain_records, failing_dir=failing_dir, failing_records=failing_records)
 
 
 def by_rule(records: list[dict], rule: str) -> list[dict]:
     return [r for r in records if re.fullmatch(rf"rule_{rule}(_wildcards_.*)?", r.get("Comment", ""))]
 
 
-def test_profile_runs_every_rule_and_outputs_are_whole(snakemake_run):
-    workdir, records, _, _ = snakemake_run
+def test_profile_runs_every_rule_and_outputs_are_whole(runs):
+    workdir, records = runs.workdir, runs.records
     assert {r["JobState"] for r in records} == {"COMPLETED"}, [(r["JobId"], r["JobState"]) for r in records]
     assert all(r["ExitCode"] == "0:0" and r["Partition"] == PARTITION for r in records)
     counts = {"collect": 2, "encode": 2, "train_vae": 1, "train_mdn": 1, "dream": 1, "train_controller": 1,
@@ -117,16 +139,16 @@ def test_profile_runs_every_rule_and_outputs_are_whole(snakemake_run):
     assert_outputs_whole(workdir / "results")
 
 
-def test_profile_submits_shards_as_one_array_job(snakemake_run):
-    _, records, _, _ = snakemake_run
+def test_profile_submits_shards_as_one_array_job(runs):
+    records = runs.records
     for rule in ("collect", "encode"):
         tasks = by_rule(records, rule)
         assert len({t["ArrayJobId"] for t in tasks}) == 1, f"{rule}: not one array job: {tasks}"
         assert sorted(t["ArrayTaskId"] for t in tasks) == ["1", "2"]
 
 
-def test_profile_asks_for_a_gpu_for_v_and_m(snakemake_run):
-    _, records, _, _ = snakemake_run
+def test_profile_asks_for_a_gpu_for_v_and_m(runs):
+    records = runs.records
     for rule in ("train_vae", "train_mdn"):
         (job,) = by_rule(records, rule)
         assert "gpu:1" in job.get("TresPerJob", ""), job
@@ -135,8 +157,8 @@ def test_profile_asks_for_a_gpu_for_v_and_m(snakemake_run):
         assert all("gpu" not in r.get("TresPerJob", "") for r in by_rule(records, rule))
 
 
-def test_profile_runs_cma_es_and_evaluation_as_one_mpi_job_each_under_srun(snakemake_run):
-    workdir, records, _, _ = snakemake_run
+def test_profile_runs_cma_es_and_evaluation_as_one_mpi_job_each_under_srun(runs):
+    workdir, records = runs.workdir, runs.records
     for rule, command in [("train_controller", "train-controller"), ("evaluate", "evaluate")]:
         (job,) = by_rule(records, rule)
         assert job["NumTasks"] == str(RANKS) and job["CPUs/Task"] == "1", job
@@ -145,20 +167,12 @@ def test_profile_runs_cma_es_and_evaluation_as_one_mpi_job_each_under_srun(snake
     assert_ran_with_ranks(workdir / "results" / "logs" / "train_controller" / "z_h.log", RANKS)
 
 
-def test_sbatch_chain(slurm, tmp_path):  # noqa: F811
-    """workflow/sbatch/submit.sh: an array for collect, GPU jobs for V+encode and M, one MPI job for C,
-    evaluation, chained with afterok; the same outputs as the Snakemake run."""
-    workdir = copy_project(tmp_path)
-    start = time.monotonic()
-    result = subprocess.run(["workflow/sbatch/submit.sh", "tests/configs/tiny.yaml", "slurm-test.yaml"],
-                            cwd=workdir, env=job_env(slurm), capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stdout + result.stderr
-    ids = dict(line.split()[:2] for line in result.stdout.splitlines() if line.strip())
-    stages = ["collect", "vae", "mdn", "controller-z_h", "evaluate-z_h"]
-    records = {stage: slurm.wait([ids[stage]], timeout=600) for stage in stages}
-    print(f"workflow/sbatch/submit.sh chain: {time.monotonic() - start:.0f} s")
+def test_sbatch_chain(runs):
+    """workflow/sbatch/submit.sh: an array for collect, GPU jobs for V+encode and M+dream, one MPI job
+    each for C and the evaluation, chained with afterok; the same outputs as the Snakemake run."""
+    records, ids = runs.chain_records, runs.chain
     states = {stage: [(r["JobId"], r["JobState"]) for r in recs] for stage, recs in records.items()}
-    assert all(r["JobState"] == "COMPLETED" for recs in records.values() for r in recs), states
+    assert all(r["JobState"] == "COMPLETED" and r["ExitCode"] == "0:0" for recs in records.values() for r in recs), states
 
     collect = records["collect"]
     assert len(collect) == 2 and {r["ArrayJobId"] for r in collect} == {ids["collect"]}
@@ -166,30 +180,26 @@ def test_sbatch_chain(slurm, tmp_path):  # noqa: F811
     for stage in ("vae", "mdn"):
         assert "gpu:1" in records[stage][0].get("TresPerJob", "")
     (controller,) = records["controller-z_h"]
-    assert controller["NumTasks"] == str(RANKS) and records["evaluate-z_h"][0]["NumTasks"] == str(RANKS)
+    (evaluate,) = records["evaluate-z_h"]
+    assert controller["NumTasks"] == evaluate["NumTasks"] == str(RANKS)
     # afterok: each stage started only after everything it depends on had ended
-    chain = [collect, records["vae"], records["mdn"], [controller], records["evaluate-z_h"]]
+    chain = [collect, records["vae"], records["mdn"], [controller], [evaluate]]
     for earlier, later in zip(chain, chain[1:]):
         assert min(seconds(r, "StartTime") for r in later) >= max(seconds(r, "EndTime") for r in earlier)
 
-    run_dir = workdir / "results"
+    run_dir = runs.chain_dir / "results"
     assert_ran_with_ranks(run_dir / "logs" / "train_controller" / "z_h.log", RANKS)
     assert_outputs_whole(run_dir)
-    assert "wrote" in (run_dir / "logs" / "sbatch").joinpath(f"wm-evaluate-z_h-{ids['evaluate-z_h']}.out").read_text()
+    assert "wrote" in (run_dir / "logs" / "sbatch" / f"wm-evaluate-z_h-{ids['evaluate-z_h']}.out").read_text()
 
 
-def test_sbatch_chain_stops_at_a_failure(slurm, tmp_path):  # noqa: F811
+def test_sbatch_chain_stops_at_a_failure(runs):
     """A failing stage cancels what depends on it (--kill-on-invalid-dep) instead of leaving it pending."""
-    workdir = copy_project(tmp_path)
-    (workdir / "bad.yaml").write_text("collect: {max_steps: 60}\nvae: {guard_max_ratio: 0.0001}\n")  # V fails
-    result = subprocess.run(["workflow/sbatch/submit.sh", "tests/configs/tiny.yaml", "slurm-test.yaml", "bad.yaml"],
-                            cwd=workdir, env=job_env(slurm), capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stdout + result.stderr
-    ids = dict(line.split()[:2] for line in result.stdout.splitlines() if line.strip())
-    assert {r["JobState"] for r in slurm.wait([ids["collect"]], timeout=300)} == {"COMPLETED"}
-    (vae,) = slurm.wait([ids["vae"]], timeout=300)
+    records = runs.failing_records
+    assert {r["JobState"] for r in records["collect"]} == {"COMPLETED"}
+    (vae,) = records["vae"]
     assert vae["JobState"] == "FAILED" and vae["ExitCode"] != "0:0"
     for stage in ("mdn", "controller-z_h", "evaluate-z_h"):
-        (job,) = slurm.wait([ids[stage]], timeout=60)
+        (job,) = records[stage]
         assert job["JobState"] == "CANCELLED", (stage, job["JobState"], job.get("Reason"))
-    assert "collapse" in (workdir / "results" / "logs" / "train_vae.log").read_text().lower()
+    assert "collapsed" in (runs.failing_dir / "results" / "logs" / "train_vae.log").read_text()

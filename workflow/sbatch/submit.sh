@@ -13,13 +13,13 @@
 # Environment (the same names as profiles/slurm):
 #   WM_SLURM_PARTITION      partition for the CPU jobs (default: the cluster's default partition)
 #   WM_SLURM_GPU_PARTITION  partition for V and M (default: WM_SLURM_PARTITION)
-#   WM_SLURM_ACCOUNT        sbatch --account (default: none given)
+#   WM_SLURM_ACCOUNT        sbatch --account (default or "none": none given)
 #   WM_SBATCH_ARGS          extra arguments for every sbatch call, e.g. "--qos=long"
 #   WM_EXEC                 prefix for every wm command, e.g. "apptainer exec --nv wm.sif"
 # Sizes (time, memory, CPUs, GPUs) are the #SBATCH lines at the top of each *.sbatch script.
 set -euo pipefail
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 dry_run=""
 from=collect
 configs=()
@@ -52,7 +52,7 @@ read -r -a variants <<< "$(cfg controller.variants)"
 [[ -n $dry_run ]] || mkdir -p "$WM_RUN/logs/sbatch"
 
 common=(--parsable --chdir="$PWD" --export=ALL --kill-on-invalid-dep=yes)
-[[ -n ${WM_SLURM_ACCOUNT:-} ]] && common+=(--account="$WM_SLURM_ACCOUNT")
+[[ -n ${WM_SLURM_ACCOUNT:-} && $WM_SLURM_ACCOUNT != none ]] && common+=(--account="$WM_SLURM_ACCOUNT")
 read -r -a extra <<< "${WM_SBATCH_ARGS:-}"
 common+=("${extra[@]}")
 cpu=(); gpu=()
