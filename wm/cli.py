@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "controller_VARIANT.pt; `wm evaluate` runs on them without training.")
     p.add_argument("--vae", type=Path, required=True)
     p.add_argument("--mdn", type=Path, required=True)
-    p.add_argument("--controller", type=Path, nargs="+", required=True)
+    p.add_argument("--controller", type=Path, nargs="*", default=[], help="controller checkpoints (any number)")
     p.add_argument("--out", type=Path, required=True, help="folder to write")
     return parser
 
