@@ -394,3 +394,17 @@ def test_box2d_transform_matches_pybox2d():
             local = np.float32(vertex[0]), np.float32(vertex[1])
             x, y = raster.box2d_transform(transform, *local)
             assert (float(x), float(y)) == (expected[0], expected[1])
+
+
+def test_nan_action_raises_like_gymnasium():
+    """A NaN action makes a NaN car; gymnasium's renderer raises ValueError, and so does ours
+    (instead of looping over NaN-cast coordinates)."""
+    errors = []
+    for env_id in ("CarRacing-v3", "wm/CarRacing-v3"):
+        env = gym.make(env_id, continuous=True)
+        env.reset(seed=3)
+        with pytest.raises(ValueError) as error:
+            env.step(np.array([np.nan, np.nan, np.nan]))
+        errors.append(str(error.value))
+        env.close()
+    assert errors[0] == errors[1]

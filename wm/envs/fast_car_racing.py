@@ -177,6 +177,10 @@ class FastCarRacing(CarRacing):
         if self.clock is None:
             self.clock = pygame.time.Clock()
         camera = self._camera()
+        if not (all(math.isfinite(v) for v in (camera[0], camera[1], *camera[2])) and np.isfinite(self._hud_values()).all()):
+            # A NaN action makes a NaN car: gymnasium's renderer raises ValueError on it, and so must
+            # we (the ported rasterisers would loop over NaN-cast coordinates instead).
+            return super()._render(mode)
         if self.use_numba and pygame.transform.get_smoothscale_backend() in _raster.SMOOTHSCALE_FRACTION_BITS:
             return self._render_numba(camera)
         return self._render_pygame(camera)
