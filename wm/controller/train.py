@@ -126,6 +126,7 @@ def run_generations(config: dict, variant: str, evaluator, state: dict, checkpoi
             row["heldout_mean"], row["heldout_std"] = float(held.mean()), float(held.std())
         state["log"].append(row)
         record_generation(checkpoint.parent / "generations.jsonl", generation, tracks, returns, results)
+        write_log(checkpoint.parent / "log.csv", state["log"])  # every generation, to watch a long run
         state["generation"] = generation + 1
         state["numpy_random_state"] = np.random.get_state()
         save_checkpoint(checkpoint, state)
@@ -148,6 +149,10 @@ def record_generation(path: Path, generation: int, tracks: list[int], returns: n
                              "mean_steps": float(np.mean([r.steps for r in results]))}))
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
+
+
+def write_log(path: Path, rows: list[dict]) -> None:
+    write_csv(path, [{k: row[k] for k in LOG_FIELDS} for row in rows])
 
 
 def chosen_solution(state: dict, which: str) -> np.ndarray:
@@ -180,7 +185,7 @@ def train_controller(config: dict, variant: str, vae_path: Path, mdn_path: Path,
 
 def write_outputs(config: dict, variant: str, state: dict, out: Path) -> None:
     settings = config["controller"]
-    write_csv(out / "log.csv", [{k: row[k] for k in LOG_FIELDS} for row in state["log"]])
+    write_log(out / "log.csv", state["log"])
     plot_curves(state["log"], "generation", ["best", "mean", "worst", "heldout_mean"], out / "curve.png",
                 f"CMA-ES ({variant}): fitness per generation", "return")
     solution = chosen_solution(state, settings["eval_solution"])
