@@ -27,6 +27,11 @@ def _config(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--override", metavar="JSON", help="a JSON mapping merged over the files (snakemake --config)")
 
 
+def _models(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--vae", type=Path, required=True, help="V checkpoint (model.pt)")
+    parser.add_argument("--mdn", type=Path, required=True, help="M checkpoint (model.pt)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wm", description="World Models on CarRacing.", epilog=STAGES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -75,16 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
                                    "rerunning the same command resumes.")
     _config(p)
     p.add_argument("--variant", choices=["z_h", "z"], required=True, help="z_h: C sees [z, h]; z: C sees z only")
-    p.add_argument("--vae", type=Path, required=True)
-    p.add_argument("--mdn", type=Path, required=True)
+    _models(p)
     p.add_argument("--out", type=Path, required=True, help="output folder")
 
     p = sub.add_parser("evaluate", help="score V + M + C on held-out tracks",
                        description="Run evaluate.episodes held-out tracks; write returns.json, histogram.png "
                                    "and episode.gif to --out.")
     _config(p)
-    p.add_argument("--vae", type=Path, required=True)
-    p.add_argument("--mdn", type=Path, required=True)
+    _models(p)
     p.add_argument("--controller", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
 
@@ -92,8 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Encode a recorded frame, roll M forward on the recorded actions with its own "
                                    "sampled z (temperature tau), decode with V; write a GIF of real | dream.")
     _config(p)
-    p.add_argument("--vae", type=Path, required=True)
-    p.add_argument("--mdn", type=Path, required=True)
+    _models(p)
     p.add_argument("--shard", type=Path, required=True, help="rollout shard; its first episode is used")
     p.add_argument("--start", type=int, help="start frame (default: mdn.dream_start)")
     p.add_argument("--steps", type=int, help="steps to dream (default: mdn.dream_steps)")
@@ -103,8 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="write V (float16), M and C(s) as small files to share",
                        description="Copy the trained models into --out: vae.pt in float16, mdn.pt, "
                                    "controller_VARIANT.pt; `wm evaluate` runs on them without training.")
-    p.add_argument("--vae", type=Path, required=True)
-    p.add_argument("--mdn", type=Path, required=True)
+    _models(p)
     p.add_argument("--controller", type=Path, nargs="*", default=[], help="controller checkpoints (any number)")
     p.add_argument("--out", type=Path, required=True, help="folder to write")
     return parser

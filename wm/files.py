@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -65,6 +66,11 @@ def load_checkpoint(path: str | Path, kind: str) -> dict:
     if not isinstance(checkpoint, dict) or checkpoint.get("kind") != kind:
         raise ValueError(f"{path}: not a {kind} checkpoint")
     return checkpoint
+
+
+def file_digest(path: str | Path) -> str:
+    """A short content hash: ties a latent store or a CMA-ES checkpoint to the exact V and M files."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def git_commit() -> str:

@@ -22,11 +22,10 @@ from wm.controller.distributed import run_with_evaluator
 from wm.controller.evaluator import ChunkRunner, RolloutSettings
 from wm.controller.model import controller_inputs, l2_penalty, parameter_count
 from wm.controller.rollout import WorldModelAgent
-from wm.files import atomic_path, save_torch, versions, write_csv
+from wm.files import atomic_path, file_digest, save_torch, versions, write_csv
 from wm.mdn.train import load_mdn
 from wm.report import plot_curves
 from wm.seeding import derive_seed
-from wm.vae.encode import file_digest
 from wm.vae.train import load_vae
 
 VARIANTS = ["z_h", "z"]

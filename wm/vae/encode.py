@@ -3,20 +3,16 @@ actions so that M can resample z for every batch, as the original code does."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from wm.files import file_digest
 from wm.rollouts.storage import open_store, write_store
 from wm.runtime import setup_torch
 from wm.vae.model import to_input
 from wm.vae.train import load_vae
-
-
-def file_digest(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 @torch.inference_mode()

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from wm.files import load_epoch_checkpoint, save_torch, versions, write_csv, write_json
+from wm.files import load_checkpoint, load_epoch_checkpoint, save_torch, versions, write_csv, write_json
 from wm.report import plot_reconstructions
 from wm.rollouts.readers import frame_batches, open_stores, sample_frames
 from wm.runtime import autocast, setup_torch
@@ -133,8 +133,6 @@ def train_vae(config: dict, data: list[Path], out: Path) -> None:
 
 
 def load_vae(path: str | Path, device: torch.device | str = "cpu") -> ConvVAE:
-    from wm.files import load_checkpoint
-
     checkpoint = load_checkpoint(path, "vae")
     model = ConvVAE(checkpoint["z_dim"])
     try:
