@@ -112,6 +112,16 @@ def test_crashing_rollout_names_candidate_and_seed(tiny_run):
         runner.run([broken])
 
 
+def aborted_mpi_script(script, ranks: int) -> str:
+    """Run a Python script under mpiexec; it must end the job with an error within a minute. Its stdout."""
+    start = time.monotonic()
+    result = subprocess.run([str(BIN / "mpiexec"), "-n", str(ranks), str(BIN / "python"), str(script)], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert time.monotonic() - start < 60
+    return result.stdout
+
+
 def test_worker_failure_ends_the_job_naming_the_rank(tiny_run, tmp_path):
     """A rollout that crashes on a worker rank aborts the whole MPI job with the rank named."""
     script = tmp_path / "fail.py"
@@ -119,7 +129,7 @@ def test_worker_failure_ends_the_job_naming_the_rank(tiny_run, tmp_path):
 import numpy as np, sys
 from mpi4py import MPI
 from wm.config import load_config
-from wm.controller.distributed import MPIEvaluator, serve
+from wm.controller.distributed import MPIEvaluator, abort, serve
 from wm.controller.train import build_runner
 config = load_config({tiny_args()[1::2]!r})
 runner = build_runner(config, "z_h", {str(tiny_run / "vae" / "model.pt")!r}, {str(tiny_run / "mdn" / "model.pt")!r})
@@ -134,16 +144,45 @@ runner.run = slow_failure
 try:
     MPIEvaluator(comm, runner, 60).evaluate(np.full((2, 867), np.nan), [11, 12, 13, 14, 15, 16], [1, 2, 3, 4, 5, 6])
 except Exception as exc:
-    print("FAILED:", exc, flush=True)
-    comm.Abort(1)
+    abort(comm, f"FAILED: {{exc}}", 1)
 """)
-    start = time.monotonic()
-    result = subprocess.run([str(BIN / "mpiexec"), "-n", "2", str(BIN / "python"), str(script)], cwd=REPO,
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode != 0
-    assert "FAILED: rank 1: a rollout raised FloatingPointError: non-finite action" in result.stdout
-    assert "candidate " in result.stdout and "track seed 1" in result.stdout
-    assert time.monotonic() - start < 60
+    output = aborted_mpi_script(script, ranks=2)
+    assert "FAILED: rank 1: a rollout raised FloatingPointError: non-finite action" in output
+    assert "candidate " in output and "track seed 1" in output
+
+
+def test_a_rank_frozen_after_its_last_chunk_is_named_at_the_end(tmp_path):
+    """The end of a job is watched too: a worker that freezes instead of confirming the stop would
+    otherwise keep the launcher waiting forever after rank 0 is done."""
+    script = tmp_path / "freeze.py"
+    script.write_text("""
+import os, signal
+from types import SimpleNamespace
+from mpi4py import MPI
+from wm.controller.distributed import TAG_STOP, MPIEvaluator, abort, serve
+comm = MPI.COMM_WORLD
+runner = SimpleNamespace(settings=SimpleNamespace(envs_per_batch=1), busy_seconds=0.0)
+if comm.Get_rank() == 1:
+    serve(comm, runner, 60)
+elif comm.Get_rank() == 2:
+    comm.recv(source=0, tag=TAG_STOP)
+    os.kill(os.getpid(), signal.SIGSTOP)
+else:
+    try:
+        MPIEvaluator(comm, runner, 5).close()
+    except Exception as exc:
+        abort(comm, f"FAILED: {exc}", 1)
+""")
+    output = aborted_mpi_script(script, ranks=3)
+    assert "FAILED: rank(s) [2] did not confirm the end of the job within 5 s" in output, output
+
+
+@pytest.fixture(scope="module")
+def endless(tmp_path_factory):
+    """A run far longer than any test waits: the failure tests signal a rank while work remains."""
+    path = tmp_path_factory.mktemp("cfg") / "endless.yaml"
+    path.write_text("controller: {generations: 100000, worker_timeout: 8}\n")
+    return ["--config", str(path)]
 
 
 def start_three_ranks(tiny_run, out, extra):
@@ -161,10 +200,8 @@ def start_three_ranks(tiny_run, out, extra):
     return proc, pids, "".join(lines)
 
 
-def test_a_killed_rank_ends_the_job_and_a_rerun_resumes(tiny_run, longer, tmp_path):
-    timeout = tmp_path / "timeout.yaml"
-    timeout.write_text("controller: {worker_timeout: 8}\n")
-    proc, pids, before = start_three_ranks(tiny_run, tmp_path, [*longer, "--config", str(timeout)])
+def test_a_killed_rank_ends_the_job_and_a_rerun_resumes(tiny_run, longer, endless, tmp_path):
+    proc, pids, before = start_three_ranks(tiny_run, tmp_path, [*longer, *endless])
     os.kill(pids[2], signal.SIGKILL)
     start = time.monotonic()
     output = before + proc.communicate(timeout=120)[0]
@@ -172,17 +209,17 @@ def test_a_killed_rank_ends_the_job_and_a_rerun_resumes(tiny_run, longer, tmp_pa
     assert time.monotonic() - start < 8 + 30, "the job did not end promptly after a rank died"
     # mpiexec ends the job and reports a PID; the start-up lines map PIDs to ranks.
     assert "BAD TERMINATION" in output and f"rank 2 of 3: pid {pids[2]}" in output, output
-    resumed = train(tiny_run, tmp_path, ranks=3, extra=longer)  # the checkpoint is not tied to worker_timeout
+    # The checkpoint is tied to neither worker_timeout nor the number of generations, which may be raised
+    # to extend a run (or lowered: a run past it just writes its outputs).
+    resumed = train(tiny_run, tmp_path, ranks=3, extra=longer)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "resuming" in resumed.stdout
 
 
-def test_a_hanging_rank_is_named_within_the_timeout(tiny_run, longer, tmp_path):
+def test_a_hanging_rank_is_named_within_the_timeout(tiny_run, longer, endless, tmp_path):
     """A rank that stops answering (here: frozen with SIGSTOP) is named after controller.worker_timeout
     seconds and the job is aborted, instead of waiting forever."""
-    timeout = tmp_path / "timeout.yaml"
-    timeout.write_text("controller: {worker_timeout: 8}\n")
-    proc, pids, before = start_three_ranks(tiny_run, tmp_path, [*longer, "--config", str(timeout)])
+    proc, pids, before = start_three_ranks(tiny_run, tmp_path, [*longer, *endless])
     rank = 2
     os.kill(pids[rank], signal.SIGSTOP)
     start = time.monotonic()

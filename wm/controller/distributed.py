@@ -27,6 +27,9 @@ import numpy as np
 from wm.controller.evaluator import ChunkRunner, make_chunks, progress_bar, returns_matrix
 
 POLL_SECONDS = 0.002
+# The launcher forwards a rank's output through a pipe that MPI_Abort races with: a message
+# printed just before the abort can be lost on a busy node unless the launcher gets a moment.
+ABORT_GRACE_SECONDS = 2.0
 TAG_WORK, TAG_STOP, TAG_RESULT, TAG_ERROR, TAG_HEARTBEAT = 1, 2, 3, 4, 5
 
 
@@ -36,6 +39,16 @@ def mpi_world():
 
     comm = MPI.COMM_WORLD
     return comm if comm.Get_size() > 1 else None
+
+
+def abort(comm, message: str, code: int) -> None:
+    """Print why (stdout and stderr, both reach the job's log) and end every rank of the job."""
+    import sys
+
+    print(message, flush=True)
+    print(message, file=sys.stderr, flush=True)
+    time.sleep(ABORT_GRACE_SECONDS)
+    comm.Abort(code)
 
 
 def heartbeat_interval(timeout: float) -> float:
@@ -169,11 +182,25 @@ class MPIEvaluator:
         return [self.runner.busy_seconds, *self.worker_busy[1:]]
 
     def close(self) -> None:
+        """Tell every worker to stop and wait for each to confirm, so that a rank that froze after
+        its last chunk ends the job (named) instead of keeping the launcher waiting forever."""
+        from mpi4py import MPI
+
         for rank in range(1, self.ranks):
             self._send(None, rank, TAG_STOP)
+        waiting, status = set(range(1, self.ranks)), MPI.Status()
         deadline = time.monotonic() + self.timeout
-        while not all(r.Test() for r in self.pending_sends) and time.monotonic() < deadline:
-            time.sleep(POLL_SECONDS)
+        while waiting and time.monotonic() < deadline:
+            if self.comm.Iprobe(source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG, status=status):
+                rank, tag = status.Get_source(), status.Get_tag()
+                self.comm.recv(source=rank, tag=tag)
+                if tag == TAG_STOP:
+                    waiting.discard(rank)
+            else:
+                time.sleep(POLL_SECONDS)
+        if waiting:
+            raise RankFailure(f"rank(s) {sorted(waiting)} did not confirm the end of the job within "
+                              f"{self.timeout:.0f} s (controller.worker_timeout): they died or hang")
 
 
 def serve(comm, runner: ChunkRunner, worker_timeout: float) -> None:
@@ -186,15 +213,15 @@ def serve(comm, runner: ChunkRunner, worker_timeout: float) -> None:
     while True:
         if not comm.Iprobe(source=0, tag=MPI.ANY_TAG, status=status):
             if time.monotonic() - heard > worker_timeout:
-                print(f"train-controller: rank {rank}: rank 0 has been silent for {worker_timeout:.0f} s "
-                      "(controller.worker_timeout); aborting", flush=True)
-                comm.Abort(3)
+                abort(comm, f"train-controller: rank {rank}: rank 0 has been silent for {worker_timeout:.0f} s "
+                      "(controller.worker_timeout); aborting", 3)
             time.sleep(POLL_SECONDS)
             continue
         tag = status.Get_tag()
         message = comm.recv(source=0, tag=tag)
         heard = time.monotonic()
         if tag == TAG_STOP:
+            comm.send(None, dest=0, tag=TAG_STOP)  # confirm, so rank 0 knows this rank is alive to the end
             return
         if tag == TAG_HEARTBEAT:
             continue
@@ -211,9 +238,8 @@ def serve(comm, runner: ChunkRunner, worker_timeout: float) -> None:
         request = comm.isend(reply, dest=0, tag=reply_tag)
         while not request.Test():
             if time.monotonic() - heard > worker_timeout:
-                print(f"train-controller: rank {rank}: rank 0 did not take a result for {worker_timeout:.0f} s; "
-                      "aborting", flush=True)
-                comm.Abort(3)
+                abort(comm, f"train-controller: rank {rank}: rank 0 did not take a result for "
+                      f"{worker_timeout:.0f} s; aborting", 3)
             time.sleep(POLL_SECONDS)
         if reply_tag == TAG_ERROR:
             return
@@ -235,8 +261,7 @@ def run_with_evaluator(runner: ChunkRunner, worker_timeout: float, body):
     evaluator = MPIEvaluator(comm, runner, worker_timeout)
     try:
         result = body(evaluator)
+        evaluator.close()
     except BaseException as exc:
-        print(f"failed on rank 0: {type(exc).__name__}: {exc}", flush=True)
-        comm.Abort(1)
-    evaluator.close()
+        abort(comm, f"failed on rank 0: {type(exc).__name__}: {exc}", 1)
     return result
