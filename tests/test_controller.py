@@ -112,6 +112,19 @@ def test_crashing_rollout_names_candidate_and_seed(tiny_run):
         runner.run([broken])
 
 
+def test_rollouts_report_how_the_controller_drives(tiny_run):
+    """Per-episode action statistics (a diagnostic for a controller that does not learn): a bias-only
+    controller drives with one constant action, whatever it sees."""
+    agent = WorldModelAgent(load_vae(tiny_run / "vae" / "model.pt"), load_mdn(tiny_run / "mdn" / "model.pt"),
+                            "z", True)
+    params = np.zeros(99)
+    params[-3:] = [np.arctanh(0.5), 0.0, np.arctanh(0.25)]  # steer 0.5, gas 0.5, brake 0.25
+    (result,) = ChunkRunner(agent, RolloutSettings("wm/CarRacing-v3", 25, 0, 1)).run([Episode(params, 5, 6)])
+    assert result.steps == 25
+    np.testing.assert_allclose(result.action_mean, [0.5, 0.5, 0.25], atol=1e-4)
+    np.testing.assert_allclose(result.action_std, [0.0, 0.0, 0.0], atol=1e-3)
+
+
 def aborted_mpi_script(script, ranks: int) -> str:
     """Run a Python script under mpiexec; it must end the job with an error within a minute. Its stdout."""
     start = time.monotonic()

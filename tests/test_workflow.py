@@ -52,6 +52,7 @@ def test_every_stage_writes_whole_outputs(tiny_run):
     result = json.loads((tiny_run / "eval" / "z_h" / "returns.json").read_text())
     assert result["episodes"] == len(result["returns"]) == len(result["track_seeds"]) == 2
     assert result["mean"] == np.mean(result["returns"]) and result["versions"]["gymnasium"] == "1.4.0"
+    assert set(result["action_mean"]) == {"steer", "gas", "brake"} and 0 <= result["action_mean"]["gas"] <= 1
     assert is_png(tiny_run / "eval" / "z_h" / "histogram.png")
     with Image.open(tiny_run / "eval" / "z_h" / "episode.gif") as gif:
         assert gif.n_frames > 5

@@ -24,6 +24,7 @@ from wm.vae.train import load_vae
 
 
 EVALUATION_ENV = "CarRacing-v3"
+ACTIONS = ("steer", "gas", "brake")
 
 
 def load_controller(path: Path, vae, mdn) -> tuple[str, np.ndarray]:
@@ -71,6 +72,9 @@ def score(config, variant, params, agent, evaluator, tracks, noises, controller_
         "min": float(np.min(returns)), "max": float(np.max(returns)), "returns": returns,
         "steps": [r.steps for r in results], "tiles": [r.tiles for r in results],
         "ended_by": [r.ended_by for r in results], "track_seeds": tracks, "env_id": EVALUATION_ENV,
+        # How the controller drives (a diagnostic: a constant action or a saturated gas shows here).
+        "action_mean": dict(zip(ACTIONS, np.mean([r.action_mean for r in results], axis=0).round(4).tolist())),
+        "action_std_within_episode": dict(zip(ACTIONS, np.mean([r.action_std for r in results], axis=0).round(4).tolist())),
         "seconds": round(time.perf_counter() - start, 1), "ranks": evaluator.ranks,
         "controller": str(controller_path),
         "config": config, "versions": versions(),

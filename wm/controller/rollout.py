@@ -38,6 +38,8 @@ class EpisodeResult:
     steps: int
     tiles: int  # track tiles visited
     ended_by: str  # "terminated", "truncated", "max_steps" or "no_progress"
+    action_mean: tuple[float, float, float] = (0.0, 0.0, 0.0)  # steer, gas, brake over the episode
+    action_std: tuple[float, float, float] = (0.0, 0.0, 0.0)
     frames: np.ndarray | None = None  # the 96x96 observations, when recorded
 
 
@@ -82,6 +84,7 @@ def run_batch(env_id: str, agent: WorldModelAgent, episodes: list[Episode], max_
     h = torch.zeros(n, hidden)
     returns, steps = np.zeros(n), np.zeros(n, dtype=int)
     last_tiles, last_progress = np.zeros(n, dtype=int), np.zeros(n, dtype=int)
+    action_sum, action_sq = np.zeros((n, 3)), np.zeros((n, 3))  # per-episode action statistics
     ended_by = [""] * n
     recorded = [[o] for o in obs] if record else None
     active = np.arange(n)  # indices of episodes still running; obs, h, state hold their rows only
@@ -100,6 +103,8 @@ def run_batch(env_id: str, agent: WorldModelAgent, episodes: list[Episode], max_
         if not np.isfinite(action_array).all():
             # gymnasium's renderer raises on NaN; the fast env's rasteriser must never see one.
             raise FloatingPointError(f"non-finite action at step {t}: {action_array[~np.isfinite(action_array).all(1)][0]}")
+        action_sum[active] += action_array
+        action_sq[active] += action_array**2
         t2 = clock()
         spent["preprocess"] += t1 - t0
         spent["models"] += t2 - t1
@@ -133,8 +138,11 @@ def run_batch(env_id: str, agent: WorldModelAgent, episodes: list[Episode], max_
     if timings is not None:
         for key, seconds in spent.items():
             timings[key] = timings.get(key, 0.0) + seconds
+    mean = action_sum / np.maximum(steps, 1)[:, None]
+    std = np.sqrt(np.maximum(action_sq / np.maximum(steps, 1)[:, None] - mean**2, 0.0))
     return [
         EpisodeResult(float(returns[i]), int(steps[i]), int(last_tiles[i]), ended_by[i] or "max_steps",
+                      tuple(mean[i].round(4).tolist()), tuple(std[i].round(4).tolist()),
                       np.stack(recorded[i]) if record else None)
         for i in range(n)
     ]
