@@ -2,6 +2,7 @@
 uninterrupted run exactly; failures end the job promptly and name the rank, candidate and seed."""
 
 import csv
+import json
 import os
 import re
 import signal
@@ -21,9 +22,13 @@ from wm.vae.train import load_vae
 FITNESS = ["generation", "best", "mean", "worst", "std", "sigma", "heldout_mean"]
 
 
+def read_rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
 def fitness_log(folder):
-    with open(folder / "log.csv") as f:
-        return [{k: row[k] for k in FITNESS} for row in csv.DictReader(f)]
+    return [{k: row[k] for k in FITNESS} for row in read_rows(folder / "log.csv")]
 
 
 def train(tiny_run, out, ranks=1, extra=(), **kwargs):
@@ -50,8 +55,6 @@ def uninterrupted(tiny_run, longer, tmp_path_factory):
 
 
 def test_generations_record_common_tracks(uninterrupted):
-    import json
-
     lines = [json.loads(l) for l in (uninterrupted / "generations.jsonl").read_text().splitlines()]
     assert [l["generation"] for l in lines] == [1, 2, 3, 4]
     config = load_config(tiny_args()[1::2])
@@ -67,8 +70,7 @@ def test_ranks_give_the_same_fitness_sequence(tiny_run, longer, uninterrupted, t
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"{ranks} rank(s)" in result.stdout
     assert fitness_log(tmp_path) == fitness_log(uninterrupted)
-    with open(tmp_path / "log.csv") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_rows(tmp_path / "log.csv")
     assert all(int(r["ranks"]) == ranks and 0 < float(r["utilization"]) <= 1.0 for r in rows)
 
 
@@ -88,6 +90,28 @@ def test_killed_run_resumes_to_the_same_result(tiny_run, longer, uninterrupted, 
     assert fitness_log(tmp_path) == fitness_log(uninterrupted)
     # Every generation's tracks and returns are recorded once, the same as without the kill.
     assert (tmp_path / "generations.jsonl").read_text() == (uninterrupted / "generations.jsonl").read_text()
+
+
+def test_diagnose_summarises_every_generation(uninterrupted, tmp_path):
+    import shutil
+
+    rows = read_rows(uninterrupted / "diagnostics.csv")  # written by train-controller at its end
+    records = [json.loads(l) for l in (uninterrupted / "generations.jsonl").read_text().splitlines()]
+    assert [int(r["generation"]) for r in rows] == [r["generation"] for r in records]
+    for row, record in zip(rows, records):
+        returns = np.array(record["returns"])
+        assert float(row["best_mean"]) == pytest.approx(returns.mean(axis=1).max(), abs=0.01)
+        assert float(row["track_std_median"]) == pytest.approx(np.median(returns.std(axis=1)), abs=0.01)
+        shares = [float(row[f"ended_{e}"]) for e in ("no_progress", "truncated", "terminated", "max_steps")]
+        assert sum(shares) == pytest.approx(1.0, abs=1e-3)
+    broken = tmp_path / "run"
+    broken.mkdir()
+    shutil.copy(uninterrupted / "generations.jsonl", broken / "generations.jsonl")
+    with open(broken / "generations.jsonl", "a") as f:
+        f.write('{"generation": 5, "retu\n')
+    result = subprocess.run([str(BIN / "wm"), "diagnose", str(broken)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert f"{broken / 'generations.jsonl'}: line 5 is not a generation record" in result.stderr
 
 
 def test_checkpoint_from_another_config_is_refused(tiny_run, longer, uninterrupted, tmp_path):

@@ -15,6 +15,7 @@ STAGES = """stages, in the order of the data:
   encode             V's (mu, log sigma^2) for every frame of a shard, for M
   train-mdn          fit M (MDN-RNN) on the latent sequences
   train-controller   evolve C with CMA-ES in the real environment (resumes from its checkpoint)
+  diagnose           a CMA-ES run's fitness spread across tracks and how its episodes ended
   evaluate           score the agent on held-out tracks
   dream              roll M forward from a real frame and decode it with V into a GIF
   export             V (float16), M and C as small files to commit and evaluate anywhere
@@ -82,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", choices=["z_h", "z"], required=True, help="z_h: C sees [z, h]; z: C sees z only")
     _models(p)
     p.add_argument("--out", type=Path, required=True, help="output folder")
+
+    p = sub.add_parser("diagnose", help="a CMA-ES run's fitness spread across tracks and how episodes ended",
+                       description="Read generations.jsonl in a train-controller folder; write diagnostics.csv and "
+                                   "diagnostics.png there and print the table.")
+    p.add_argument("folder", type=Path, help="a train-controller --out folder, e.g. results/controller/z_h")
 
     p = sub.add_parser("evaluate", help="score V + M + C on held-out tracks",
                        description="Run evaluate.episodes held-out tracks; write returns.json, histogram.png "
@@ -152,6 +158,10 @@ def dispatch(args, config) -> int:
         from wm.controller.train import train_controller
 
         train_controller(config, args.variant, args.vae, args.mdn, args.out)
+    elif args.command == "diagnose":
+        from wm.controller.diagnostics import diagnose
+
+        diagnose(args.folder)
     elif args.command == "evaluate":
         from wm.evaluate import evaluate
 

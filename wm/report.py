@@ -39,17 +39,30 @@ def plot_reconstructions(model, frames: np.ndarray, device, path: Path) -> None:
     _save(fig, path)
 
 
-def plot_curves(rows: list[dict], x: str, ys: list[str], path: Path, title: str, ylabel: str) -> None:
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+def _draw(ax, rows: list[dict], x: str, ys: list[str], ylabel: str) -> None:
     for y in ys:
         points = [(r[x], r[y]) for r in rows if r.get(y) == r.get(y)]  # skip NaN
         if points:
             ax.plot(*zip(*points), label=y, marker="o" if len(points) < 30 else None, markersize=3)
     ax.set_xlabel(x)
     ax.set_ylabel(ylabel)
-    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+
+
+def plot_curves(rows: list[dict], x: str, ys: list[str], path: Path, title: str, ylabel: str) -> None:
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    _draw(ax, rows, x, ys, ylabel)
+    ax.set_title(title)
+    _save(fig, path)
+
+
+def plot_panels(rows: list[dict], x: str, panels: list[tuple[list[str], str]], path: Path, title: str) -> None:
+    """Side-by-side panels over the same x: each (columns, y label)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.5), squeeze=False)
+    for ax, (ys, ylabel) in zip(axes[0], panels):
+        _draw(ax, rows, x, ys, ylabel)
+    fig.suptitle(title)
     _save(fig, path)
 
 

@@ -18,6 +18,7 @@ import cma
 import numpy as np
 import torch
 
+from wm.controller.diagnostics import diagnose
 from wm.controller.distributed import run_with_evaluator
 from wm.controller.evaluator import ChunkRunner, RolloutSettings
 from wm.controller.model import controller_inputs, l2_penalty, parameter_count
@@ -193,4 +194,5 @@ def write_outputs(config: dict, variant: str, state: dict, out: Path) -> None:
         "solution": settings["eval_solution"], "generations": state["generation"],
         "fingerprint": state["fingerprint"], "config": settings, "versions": versions(),
     })
+    diagnose(out)
     print(f"train-controller: wrote {out / 'controller.pt'}")

@@ -8,6 +8,8 @@ rule train_controller:
         log=f"{RUN}/controller/{{variant}}/log.csv",
         curve=report(f"{RUN}/controller/{{variant}}/curve.png", caption="../report/cma_curve.rst",
                      category="3. C", subcategory="{variant}"),
+        diagnostics=report(f"{RUN}/controller/{{variant}}/diagnostics.png", caption="../report/cma_diagnostics.rst",
+                           category="3. C", subcategory="{variant}"),
     conda:
         "../../envs/wm.yaml"
     log:
