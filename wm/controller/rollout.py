@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from wm.controller.model import act
+from wm.controller.model import ACTION_DIM, act
 from wm.envs import make_env, preprocess_batch
 from wm.mdn.model import MDNRNN
 from wm.vae.model import ConvVAE, to_input
@@ -84,7 +84,7 @@ def run_batch(env_id: str, agent: WorldModelAgent, episodes: list[Episode], max_
     h = torch.zeros(n, hidden)
     returns, steps = np.zeros(n), np.zeros(n, dtype=int)
     last_tiles, last_progress = np.zeros(n, dtype=int), np.zeros(n, dtype=int)
-    action_sum, action_sq = np.zeros((n, 3)), np.zeros((n, 3))  # per-episode action statistics
+    action_sum, action_sq = np.zeros((n, ACTION_DIM)), np.zeros((n, ACTION_DIM))  # per-episode action statistics
     ended_by = [""] * n
     recorded = [[o] for o in obs] if record else None
     active = np.arange(n)  # indices of episodes still running; obs, h, state hold their rows only
