@@ -214,6 +214,42 @@ else:
     assert "FAILED: rank(s) [2] did not confirm the end of the job within 5 s" in output, output
 
 
+def test_chunks_longer_than_the_timeout_are_not_silence(tiny_run, tmp_path):
+    """worker_timeout bounds silence, not work: a chunk that runs longer than it (16 evaluation episodes
+    on gymnasium's CarRacing take ~2 minutes) must not make its rank give up on rank 0 afterwards."""
+    script = tmp_path / "long_chunks.py"
+    script.write_text(f"""
+import time
+import numpy as np
+from mpi4py import MPI
+from wm.config import load_config
+from wm.controller.distributed import MPIEvaluator, abort, serve
+from wm.controller.train import build_runner
+config = load_config({tiny_args()[1::2]!r})
+runner = build_runner(config, "z_h", {str(tiny_run / "vae" / "model.pt")!r}, {str(tiny_run / "mdn" / "model.pt")!r})
+comm = MPI.COMM_WORLD
+run = runner.run
+def slow_run(chunk, training=True):  # rank 1 ends its chunk first, then waits on rank 0
+    time.sleep(4 if comm.Get_rank() else 7)
+    return run(chunk, training)
+runner.run = slow_run
+if comm.Get_rank() != 0:
+    serve(comm, runner, 2)
+else:
+    evaluator = MPIEvaluator(comm, runner, 2)
+    try:
+        returns, _ = evaluator.evaluate(np.zeros((2, 867)), [11, 12, 13, 14], [1, 2, 3, 4])
+        evaluator.close()
+    except Exception as exc:
+        abort(comm, f"FAILED: {{exc}}", 1)
+    print("returns", returns.shape, np.isfinite(returns).all())
+""")
+    result = subprocess.run([str(BIN / "mpiexec"), "-n", "2", str(BIN / "python"), str(script)], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "returns (2, 4) True" in result.stdout
+
+
 @pytest.fixture(scope="module")
 def endless(tmp_path_factory):
     """A run far longer than any test waits: the failure tests signal a rank while work remains."""

@@ -99,6 +99,7 @@ class MPIEvaluator:
         lock = threading.Lock()
         queue = list(range(len(chunks)))
         failure: list[BaseException] = []
+        own_work_done = threading.Event()  # until then, idle workers still need rank 0's heartbeat
 
         def take():
             with lock:
@@ -109,14 +110,15 @@ class MPIEvaluator:
                 results[index] = chunk_results
                 bar.update(len(chunk_results))
 
-        dispatcher = threading.Thread(target=self._dispatch, args=(chunks, training, take, done, failure),
-                                      daemon=True)
+        dispatcher = threading.Thread(target=self._dispatch,
+                                      args=(chunks, training, take, done, failure, own_work_done), daemon=True)
         dispatcher.start()
         try:
             while (index := take()) is not None:
                 done(index, self.runner.run(chunks[index], training))
         except BaseException as exc:
             failure.append(RankFailure(f"rank 0: {exc}"))
+        own_work_done.set()
         dispatcher.join()
         bar.close()
         if failure:
@@ -124,15 +126,16 @@ class MPIEvaluator:
         flat = [r for chunk_results in results for r in chunk_results]
         return returns_matrix(flat, len(candidates), len(track_seeds)), flat
 
-    def _dispatch(self, chunks, training, take, done, failure) -> None:
+    def _dispatch(self, chunks, training, take, done, failure, own_work_done) -> None:
         try:
-            self._serve_chunks(chunks, training, take, done, failure)
+            self._serve_chunks(chunks, training, take, done, failure, own_work_done)
         except Exception as exc:  # an MPI error: with srun, a dead rank's peers see one
             failure.append(RankFailure(f"rank 0's dispatcher: {type(exc).__name__}: {exc}"))
 
-    def _serve_chunks(self, chunks, training, take, done, failure) -> None:
+    def _serve_chunks(self, chunks, training, take, done, failure, own_work_done) -> None:
         """Serve chunks to ranks 1..N-1 until none is left, collect what is in flight, and watch
-        for silent ranks; idle ranks get rank 0's heartbeat so that they keep waiting."""
+        for silent ranks; idle ranks get rank 0's heartbeat, until rank 0's own last chunk is done
+        too, so that they keep waiting."""
         from mpi4py import MPI
 
         in_flight: dict[int, int] = {}  # rank -> chunk index
@@ -148,7 +151,7 @@ class MPIEvaluator:
         for rank in range(1, self.ranks):
             give(rank)
         status = MPI.Status()
-        while in_flight and not failure:
+        while (in_flight or not own_work_done.is_set()) and not failure:
             now = time.monotonic()
             if now - last_beat > beat_every:
                 for rank in range(1, self.ranks):
@@ -213,7 +216,7 @@ def serve(comm, runner: ChunkRunner, worker_timeout: float) -> None:
     while True:
         if not comm.Iprobe(source=0, tag=MPI.ANY_TAG, status=status):
             if time.monotonic() - heard > worker_timeout:
-                abort(comm, f"train-controller: rank {rank}: rank 0 has been silent for {worker_timeout:.0f} s "
+                abort(comm, f"rank {rank}: rank 0 has been silent for {worker_timeout:.0f} s "
                       "(controller.worker_timeout); aborting", 3)
             time.sleep(POLL_SECONDS)
             continue
@@ -235,12 +238,16 @@ def serve(comm, runner: ChunkRunner, worker_timeout: float) -> None:
             reply, reply_tag = (index, results, runner.busy_seconds), TAG_RESULT
         finally:
             heartbeat.stop()
+        # Rank 0 owed this rank nothing while it ran the chunk, however long that took: the
+        # clock on rank 0's silence restarts now.
+        heard = time.monotonic()
         request = comm.isend(reply, dest=0, tag=reply_tag)
         while not request.Test():
             if time.monotonic() - heard > worker_timeout:
-                abort(comm, f"train-controller: rank {rank}: rank 0 did not take a result for "
-                      f"{worker_timeout:.0f} s; aborting", 3)
+                abort(comm, f"rank {rank}: rank 0 did not take a result for {worker_timeout:.0f} s "
+                      "(controller.worker_timeout); aborting", 3)
             time.sleep(POLL_SECONDS)
+        heard = time.monotonic()
         if reply_tag == TAG_ERROR:
             return
 
