@@ -98,7 +98,8 @@ def run_batch(env_id: str, agent: WorldModelAgent, episodes: list[Episode], max_
         noise = np.stack([noise_rngs[i].standard_normal(z_dim, dtype=np.float32) for i in active])
         z = agent.encode(frames, noise)
         actions = agent.act(params[active], z, h)
-        h, state = agent.remember(z, actions, state)
+        if agent.inputs == "z_h":  # the z-only controller never reads M's h, so M need not run
+            h, state = agent.remember(z, actions, state)
         action_array = actions.numpy().astype(np.float64)
         if not np.isfinite(action_array).all():
             # gymnasium's renderer raises on NaN; the fast env's rasteriser must never see one.
