@@ -7,7 +7,8 @@ one), the shared preprocessing, V + M + C batched over controller.envs_per_rank 
 a V training step and an M training step per frame. Then multiplies by the preset's frame counts
 (episodes of 1,000 frames; CMA-ES rollouts run to 1,000 steps unless no_progress_steps cuts them,
 which this estimate ignores) and prints core-hours and wall time on a 64-core node and on a
-16-core node (V and M then train on 16 CPU cores here; a GPU's speed is not measured here)."""
+16-core node (V and M then train on 16 CPU cores here; a GPU's speed is not measured here), and the
+bounds on a 16-core node with a GPU."""
 
 from __future__ import annotations
 
@@ -119,6 +120,11 @@ def main() -> None:
         print(f"  {stage:<9} {hours:10.1f} core-hours   64 cores {hours / 64:8.1f} h   16 cores {hours / 16:8.1f} h")
     print(f"  {'total':<9} {total:10.1f} core-hours   64 cores {total / 64:8.1f} h ({total / 64 / 24:.1f} days)   "
           f"16 cores {total / 16:8.1f} h ({total / 16 / 24:.1f} days)")
+    # A GPU can take V and M off the cores; every environment step still runs on them. No GPU step was
+    # measured here, so the GPU node's wall time is bounded: V and M free at best, on the 16 cores at worst.
+    on_cores = total - (stages["train V"] + stages["train M"]) / 3.6e6
+    print(f"  16 cores and a GPU: between {on_cores / 16:.1f} h ({on_cores / 16 / 24:.1f} days; V and M take no time) "
+          f"and {total / 16:.1f} h (V and M on the cores)")
 
 
 if __name__ == "__main__":
