@@ -50,6 +50,8 @@ class WorldModelAgent:
         # channels_last runs the encoder's convolutions ~10% faster on the CPU too.
         self.vae = vae.eval().to(memory_format=torch.channels_last)
         self.mdn, self.inputs, self.z_sample = mdn.eval(), inputs, z_sample
+        # Only the full model's C reads M's hidden state; the z-only C drives without running M.
+        self.uses_memory = inputs == "z_h"
 
     @torch.inference_mode()
     def encode(self, frames: np.ndarray, noise: np.ndarray) -> torch.Tensor:
@@ -61,7 +63,7 @@ class WorldModelAgent:
 
     @torch.inference_mode()
     def act(self, params: torch.Tensor, z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        features = torch.cat([z, h], dim=1) if self.inputs == "z_h" else z
+        features = torch.cat([z, h], dim=1) if self.uses_memory else z
         return act(params, features)
 
     @torch.inference_mode()
@@ -98,7 +100,7 @@ def run_batch(env_id: str, agent: WorldModelAgent, episodes: list[Episode], max_
         noise = np.stack([noise_rngs[i].standard_normal(z_dim, dtype=np.float32) for i in active])
         z = agent.encode(frames, noise)
         actions = agent.act(params[active], z, h)
-        if agent.inputs == "z_h":  # the z-only controller never reads M's h, so M need not run
+        if agent.uses_memory:
             h, state = agent.remember(z, actions, state)
         action_array = actions.numpy().astype(np.float64)
         if not np.isfinite(action_array).all():
