@@ -159,11 +159,12 @@ def aborted_mpi_script(script, ranks: int) -> str:
     return result.stdout
 
 
-def test_worker_failure_ends_the_job_naming_the_rank(tiny_run, tmp_path):
-    """A rollout that crashes on a worker rank aborts the whole MPI job with the rank named."""
-    script = tmp_path / "fail.py"
-    script.write_text(f"""
-import numpy as np, sys
+def tiny_runner_script(tiny_run, body: str) -> str:
+    """A script for mpiexec: every rank builds the tiny run's z_h ChunkRunner (`runner`) on
+    MPI.COMM_WORLD (`comm`), then runs `body`."""
+    return f"""
+import sys, time
+import numpy as np
 from mpi4py import MPI
 from wm.config import load_config
 from wm.controller.distributed import MPIEvaluator, abort, serve
@@ -171,18 +172,25 @@ from wm.controller.train import build_runner
 config = load_config({tiny_args()[1::2]!r})
 runner = build_runner(config, "z_h", {str(tiny_run / "vae" / "model.pt")!r}, {str(tiny_run / "mdn" / "model.pt")!r})
 comm = MPI.COMM_WORLD
+""" + body
+
+
+def test_worker_failure_ends_the_job_naming_the_rank(tiny_run, tmp_path):
+    """A rollout that crashes on a worker rank aborts the whole MPI job with the rank named."""
+    script = tmp_path / "fail.py"
+    script.write_text(tiny_runner_script(tiny_run, """
 if comm.Get_rank() != 0:
     serve(comm, runner, 60)
     sys.exit(0)
 def slow_failure(chunk, training=True):  # rank 0 fails late, so the failure reported first is rank 1's
-    __import__("time").sleep(5)
+    time.sleep(5)
     raise RuntimeError("rank 0 gave up")
 runner.run = slow_failure
 try:
     MPIEvaluator(comm, runner, 60).evaluate(np.full((2, 867), np.nan), [11, 12, 13, 14, 15, 16], [1, 2, 3, 4, 5, 6])
 except Exception as exc:
-    abort(comm, f"FAILED: {{exc}}", 1)
-""")
+    abort(comm, f"FAILED: {exc}", 1)
+"""))
     output = aborted_mpi_script(script, ranks=2)
     assert "FAILED: rank 1: a rollout raised FloatingPointError: non-finite action" in output
     assert "candidate " in output and "track seed 1" in output
@@ -218,16 +226,7 @@ def test_chunks_longer_than_the_timeout_are_not_silence(tiny_run, tmp_path):
     """worker_timeout bounds silence, not work: a chunk that runs longer than it (16 evaluation episodes
     on gymnasium's CarRacing take ~2 minutes) must not make its rank give up on rank 0 afterwards."""
     script = tmp_path / "long_chunks.py"
-    script.write_text(f"""
-import time
-import numpy as np
-from mpi4py import MPI
-from wm.config import load_config
-from wm.controller.distributed import MPIEvaluator, abort, serve
-from wm.controller.train import build_runner
-config = load_config({tiny_args()[1::2]!r})
-runner = build_runner(config, "z_h", {str(tiny_run / "vae" / "model.pt")!r}, {str(tiny_run / "mdn" / "model.pt")!r})
-comm = MPI.COMM_WORLD
+    script.write_text(tiny_runner_script(tiny_run, """
 run = runner.run
 def slow_run(chunk, training=True):  # rank 1 ends its chunk first, then waits on rank 0
     time.sleep(4 if comm.Get_rank() else 7)
@@ -241,9 +240,9 @@ else:
         returns, _ = evaluator.evaluate(np.zeros((2, 867)), [11, 12, 13, 14], [1, 2, 3, 4])
         evaluator.close()
     except Exception as exc:
-        abort(comm, f"FAILED: {{exc}}", 1)
+        abort(comm, f"FAILED: {exc}", 1)
     print("returns", returns.shape, np.isfinite(returns).all())
-""")
+"""))
     result = subprocess.run([str(BIN / "mpiexec"), "-n", "2", str(BIN / "python"), str(script)], cwd=REPO,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -247,7 +247,7 @@ def serve(comm, runner: ChunkRunner, worker_timeout: float) -> None:
                 abort(comm, f"rank {rank}: rank 0 did not take a result for {worker_timeout:.0f} s "
                       "(controller.worker_timeout); aborting", 3)
             time.sleep(POLL_SECONDS)
-        heard = time.monotonic()
+        heard = time.monotonic()  # the send completed: rank 0 is alive; its next message may take a while
         if reply_tag == TAG_ERROR:
             return
 
