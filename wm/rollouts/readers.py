@@ -5,6 +5,7 @@ is seen once per epoch; nothing is silently dropped (short episodes are padded a
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
@@ -34,23 +35,37 @@ def frame_batches(stores: list[EpisodeStore], batch_size: int, buffer_episodes: 
     rng.shuffle(order)
     buffers = [order[i : i + buffer_episodes] for i in range(0, len(order), buffer_episodes)]
     leftover = np.empty((0, 64, 64, 3), np.uint8)
+    stop = threading.Event()  # set when the consumer leaves (a bad episode, or it stopped early)
+
+    def load(s: int, e: int) -> np.ndarray | None:
+        return None if stop.is_set() else stores[s].episode(e, ["frames"])["frames"]
+
     with ThreadPoolExecutor(read_threads) as readers, ThreadPoolExecutor(1) as prefetcher:
 
         def read(buffer):
-            return [f.result() for f in [readers.submit(lambda s, e: stores[s].episode(e, ["frames"])["frames"], s, e)
-                                         for s, e in buffer]]
+            futures = [readers.submit(load, s, e) for s, e in buffer]
+            try:
+                # .result() re-raises a reader's own exception: the one-line StoreError that names
+                # the store, array and episode reaches the caller as it was raised, not wrapped.
+                return [f.result() for f in futures]
+            finally:
+                for f in futures:
+                    f.cancel()
 
         upcoming = prefetcher.submit(read, buffers[0]) if buffers else None
-        for k in range(len(buffers)):
-            episodes = upcoming.result()
-            if k + 1 < len(buffers):
-                upcoming = prefetcher.submit(read, buffers[k + 1])
-            frames = np.concatenate([leftover, *episodes])
-            frames = frames[rng.permutation(len(frames))]
-            full = len(frames) // batch_size * batch_size
-            for b in range(0, full, batch_size):
-                yield frames[b : b + batch_size]
-            leftover = frames[full:]
+        try:
+            for k in range(len(buffers)):
+                episodes = upcoming.result()
+                if k + 1 < len(buffers):
+                    upcoming = prefetcher.submit(read, buffers[k + 1])
+                frames = np.concatenate([leftover, *episodes])
+                frames = frames[rng.permutation(len(frames))]
+                full = len(frames) // batch_size * batch_size
+                for b in range(0, full, batch_size):
+                    yield frames[b : b + batch_size]
+                leftover = frames[full:]
+        finally:
+            stop.set()  # the pools then wait only for reads already under way, not the whole next buffer
     if len(leftover):
         yield leftover
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import warnings
 import zlib
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -70,16 +71,53 @@ def write_store(path: str | Path, kind: str, arrays: dict[str, np.ndarray], leng
         group.attrs["complete"] = True  # last: a store without it is partial
 
 
+RERUN = "re-run the job that wrote this store"
+
+
+def _cause(exc: BaseException) -> str:
+    """`Type: first line of its message`, short enough for a one-line report."""
+    lines = str(exc).strip().splitlines()
+    first = lines[0].strip() if lines else ""
+    if len(first) > 200:
+        first = first[:197] + "..."
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def store_problem(path: str | Path, what: str, name: str | None = None, episode: int | None = None,
+                  exc: BaseException | None = None, rerun: bool = True) -> StoreError:
+    """One line: `<store>: array '<name>' of episode <e>: <what> (<Type>: <message>); re-run ...`."""
+    where = str(path)
+    if name is not None:
+        where += f": array '{name}'"
+    if episode is not None:
+        where += f" of episode {episode}"
+    line = f"{where}: {what}"
+    if exc is not None:
+        line += f" ({_cause(exc)})"
+    if rerun:
+        line += f"; {RERUN}"
+    return StoreError(" ".join(line.split()))  # never more than one line, whatever zarr said
+
+
+def first_non_finite(values: np.ndarray) -> int | None:
+    """The first step (row) holding NaN or infinity, or None; free for integer and bool arrays."""
+    if values.dtype.kind not in "fc" or np.isfinite(values).all():
+        return None
+    return int(np.flatnonzero(~np.isfinite(values.reshape(len(values), -1)).all(axis=1))[0])
+
+
 @dataclass
 class EpisodeStore:
     """A validated, read-only store. episode(e) returns its arrays trimmed to its length,
-    each checked against its recorded checksum."""
+    each checked against its recorded checksum and, for float arrays, for NaN and infinity;
+    anything wrong is a one-line StoreError naming the store, the array and the episode."""
 
     path: Path
     kind: str
     group: zarr.Group
     lengths: np.ndarray
     attrs: dict
+    arrays: dict[str, zarr.Array] = field(default_factory=dict, repr=False)  # opened once, not per read
 
     @property
     def episodes(self) -> int:
@@ -93,16 +131,28 @@ class EpisodeStore:
         length = int(self.lengths[e])
         out = {}
         for name in names or list(self.attrs["checksums"]):
-            values = self.group[name][e, :length]
+            array = self.arrays[name] if name in self.arrays else self.group[name]
+            try:
+                values = array[e, :length]
+            except Exception as exc:  # numcodecs/blosc/zstd raise RuntimeError, a wrong chunk size ValueError, ...
+                raise store_problem(self.path, "a chunk cannot be decoded", name, e, exc) from exc
             if episode_checksum(values) != self.attrs["checksums"][name][e]:
-                raise StoreError(f"{self.path}: array '{name}' of episode {e} does not match its checksum "
-                                 "(a chunk is missing or damaged); re-run the job that wrote this store")
+                raise store_problem(self.path, "does not match its checksum (a chunk is missing or damaged)", name, e)
+            step = first_non_finite(values)  # a NaN in actions or mu would poison M's training
+            if step is not None:
+                raise store_problem(self.path, f"holds NaN or infinity (first at step {step})", name, e)
             out[name] = values
         return out
 
 
+def _consensus(values: dict[str, int]) -> int:
+    """The value most arrays agree on: one damaged array is then named, not the healthy others."""
+    return Counter(values.values()).most_common(1)[0][0]
+
+
 def open_store(path: str | Path, kind: str) -> EpisodeStore:
-    """Open a store written by write_store, checking its kind, completeness and layout (not its data)."""
+    """Open a store written by write_store, checking its kind, completeness, attributes and every
+    array's metadata (dtype, shape, chunks) and lengths; the data itself is checked as it is read."""
     path = Path(path)
     if not path.is_dir():
         raise StoreError(f"{path}: store not found")
@@ -110,43 +160,135 @@ def open_store(path: str | Path, kind: str) -> EpisodeStore:
         group = zarr.open_group(str(path), mode="r")
         attrs = dict(group.attrs)
     except Exception as exc:  # zarr raises several types for a damaged store
-        raise StoreError(f"{path}: not a readable Zarr store ({type(exc).__name__}: {exc})") from None
+        raise store_problem(path, "not a readable Zarr store: its zarr.json is missing or damaged", exc=exc) from exc
     if attrs.get("kind") != kind:
         raise StoreError(f"{path}: expected a '{kind}' store, found kind {attrs.get('kind')!r}")
     if attrs.get("complete") is not True:
         raise StoreError(f"{path}: store is incomplete (its writer did not finish); re-run the job that writes it")
     missing = [key for key in REQUIRED_ATTRS[kind] if key not in attrs]
     if missing:
-        raise StoreError(f"{path}: metadata lacks {', '.join(missing)}")
-    names = set(group.array_keys())
-    absent = sorted((set(LAYOUTS[kind]) | {"lengths"}) - names)
-    if absent:
-        raise StoreError(f"{path}: arrays missing: {', '.join(absent)}")
-    lengths = np.asarray(group["lengths"][:])
-    episodes, steps = group["actions"].shape[:2]
-    for name, (step_shape, dtype) in LAYOUTS[kind].items():
-        array = group[name]
-        if array.shape[:2] != (episodes, steps) or str(array.dtype) != dtype or (
-            step_shape is not None and tuple(array.shape[2:]) != step_shape
+        raise store_problem(path, f"metadata lacks {', '.join(missing)}")
+    if attrs["format_version"] != FORMAT_VERSION:
+        raise StoreError(f"{path}: format version {attrs['format_version']!r}; this wm reads version {FORMAT_VERSION}")
+
+    step_shapes = {name: step_shape for name, (step_shape, _) in LAYOUTS[kind].items()}
+    if kind == "latents":
+        z_dim = attrs["z_dim"]
+        if not isinstance(z_dim, int) or isinstance(z_dim, bool) or z_dim < 1:
+            raise store_problem(path, f"metadata z_dim is {z_dim!r}, expected a positive integer")
+        step_shapes.update(mu=(z_dim,), logvar=(z_dim,))
+    dtypes = {name: dtype for name, (_, dtype) in LAYOUTS[kind].items()} | {"lengths": "int32"}
+    arrays: dict[str, zarr.Array] = {}
+    for name in [*LAYOUTS[kind], "lengths"]:
+        if not (path / name / "zarr.json").is_file():
+            raise store_problem(path, "is missing (no zarr.json)", name)
+        try:
+            array = group[name]
+            if not isinstance(array, zarr.Array):
+                raise store_problem(path, "is not an array (its zarr.json says node_type group)", name)
+            dtype, shape, chunks = str(array.dtype), tuple(array.shape), tuple(array.chunks)
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise store_problem(path, "metadata (zarr.json) is unreadable", name, exc=exc) from exc
+        if dtype != dtypes[name]:
+            raise store_problem(path, f"has dtype {dtype}, expected {dtypes[name]}", name)
+        ndim = 1 if name == "lengths" else 2 + len(step_shapes[name])
+        if len(shape) != ndim or len(chunks) != ndim:
+            raise store_problem(path, f"has shape {shape} in chunks {chunks}, expected {ndim} dimensions", name)
+        if name != "lengths" and (shape[2:] != step_shapes[name] or chunks[2:] != step_shapes[name] or chunks[0] != 1):
+            expected = ", ".join(map(str, step_shapes[name]))
+            raise store_problem(path, f"has shape {shape} in chunks {chunks}, expected (episodes, steps, {expected}) "
+                                      f"in chunks (1, time, {expected})", name)
+        arrays[name] = array
+
+    data = [name for name in arrays if name != "lengths"]
+    episodes = _consensus({name: array.shape[0] for name, array in arrays.items()})
+    steps = _consensus({name: arrays[name].shape[1] for name in data}
+                       | ({"max_steps": attrs["max_steps"]} if isinstance(attrs.get("max_steps"), int) else {}))
+    time_chunk = _consensus({name: arrays[name].chunks[1] for name in data})
+    for name, array in arrays.items():
+        if array.shape[0] != episodes:
+            raise store_problem(path, f"has shape {array.shape}: {array.shape[0]} episodes where the other arrays "
+                                      f"have {episodes}", name)
+        if name == "lengths":
+            if array.chunks != (episodes,):
+                raise store_problem(path, f"has chunks {array.chunks}, expected ({episodes},)", name)
+        elif array.shape[1] != steps:
+            raise store_problem(path, f"has shape {array.shape}: {array.shape[1]} steps where the other arrays "
+                                      f"have {steps}", name)
+        elif array.chunks[1] != time_chunk:
+            raise store_problem(path, f"has chunks {array.chunks}: {array.chunks[1]} steps per chunk where the other "
+                                      f"arrays have {time_chunk}", name)
+
+    checksums = attrs["checksums"]
+    if not isinstance(checksums, dict) or set(checksums) != set(LAYOUTS[kind]):
+        listed = sorted(checksums) if isinstance(checksums, dict) else type(checksums).__name__
+        raise store_problem(path, f"metadata 'checksums' lists {listed}, expected {sorted(LAYOUTS[kind])}")
+    for name, values in checksums.items():
+        if not isinstance(values, list) or len(values) != episodes or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**32 for v in values
         ):
-            raise StoreError(f"{path}: array '{name}' has shape {array.shape} {array.dtype}, "
-                             f"expected ({episodes}, {steps}, ...) {dtype}")
-    if lengths.shape != (episodes,) or lengths.min(initial=1) < 1 or lengths.max(initial=0) > steps:
-        raise StoreError(f"{path}: episode lengths out of range 1..{steps}")
-    return EpisodeStore(path, kind, group, lengths, attrs)
+            count = len(values) if isinstance(values, list) else type(values).__name__
+            raise store_problem(path, f"metadata 'checksums' of array '{name}' holds {count} entries, expected "
+                                      f"{episodes} CRC32 values")
+    seeds = attrs.get("seeds")
+    if seeds is not None and (not isinstance(seeds, list) or len(seeds) != episodes):
+        count = len(seeds) if isinstance(seeds, list) else type(seeds).__name__
+        raise store_problem(path, f"metadata 'seeds' holds {count} entries, expected {episodes}")
+
+    try:
+        lengths = np.asarray(arrays["lengths"][:])
+    except Exception as exc:
+        raise store_problem(path, "its chunk cannot be decoded", "lengths", exc=exc) from exc
+    bad = np.flatnonzero((lengths < 1) | (lengths > steps))
+    if len(bad):
+        raise store_problem(path, f"episode {bad[0]} has length {lengths[bad[0]]}, outside 1..{steps} "
+                                  "(its chunk is missing or damaged)", "lengths")
+    return EpisodeStore(path, kind, group, lengths, attrs, arrays)
 
 
 def check_store(path: str | Path, kind: str) -> list[str]:
-    """Everything wrong with a store, read in full: layout, metadata, checksums, finite values."""
+    """Everything wrong with a store, read in full: layout, metadata, checksums, finite values.
+    Stops at the first problem; never raises (an unforeseen error is reported with the store's name)."""
     try:
         store = open_store(path, kind)
         for e in range(store.episodes):
-            for name, values in store.episode(e).items():
-                if values.dtype.kind == "f" and not np.isfinite(values).all():
-                    raise StoreError(f"{path}: array '{name}' of episode {e} holds NaN or infinity")
+            store.episode(e)
     except StoreError as exc:
         return [str(exc)]
+    except Exception as exc:
+        return [str(store_problem(path, "unexpected error while checking", exc=exc, rerun=False))]
     return []
+
+
+def check_paths(paths: list[str | Path], kind: str) -> int:
+    """`wm data check`: `ok  STORE` or `BAD PROBLEM` for every store (a folder stands for its *.zarr
+    stores), then a summary; 1 if anything is bad, else 0. Every store is checked whatever came before."""
+    total = bad = 0
+
+    def report(problems: list[str], store: Path) -> None:
+        nonlocal total, bad
+        total += 1
+        bad += bool(problems)
+        for problem in problems:
+            print(f"BAD {problem}", flush=True)
+        if not problems:
+            print(f"ok  {store}", flush=True)
+
+    for path in map(Path, paths):
+        if path.suffix == ".zarr" or (path / "zarr.json").exists():
+            report(check_store(path, kind), path)
+        elif path.is_dir():
+            found = list_stores(path)
+            if not found:
+                report([f"{path}: no *.zarr stores in this folder"], path)
+            for store in found:
+                report(check_store(store, kind), store)
+        else:
+            report([f"{path}: not found" if not path.exists() else f"{path}: not a store or a folder"], path)
+    print(f"{total - bad} of {total} stores ok")
+    return 1 if bad else 0
 
 
 def list_stores(folder: str | Path) -> list[Path]:
