@@ -1,7 +1,7 @@
 """A real one-node Slurm on localhost for the tests: munged, slurmctld and slurmd started from a
 generated slurm.conf in a temporary folder, stopped by PID afterwards.
 
-What it sets up (see docs/cluster.md and /work/shared/SLURM.md for why each line is there):
+What it sets up (docs/cluster.md, "The one-node test Slurm", says why each line is there):
   - Debian's slurm-wlm (slurmctld, slurmd, slurm-client) and munge, installed with apt only if missing
     and only when running as root; otherwise the `slurm` fixture skips with the reason;
   - no accounting (no slurmdbd): outcomes are read from `squeue --states=all`, `scontrol show job`

@@ -7,7 +7,8 @@ file of the image, `wm --help`, and runs one rule of the tiny workflow inside th
 copy of the project folder bind-mounted, and `wm data check` on what it wrote.
 
 Needs root (podman as root; apt-get for podman, runc and debootstrap if missing). podman runs with
-runc and fixed ulimits (a private containers.conf): see /work/shared/PODMAN.md for why."""
+runc and fixed ulimits (a private containers.conf): docs/cluster.md, "Podman on the test machine",
+says why."""
 
 from __future__ import annotations
 

@@ -11,8 +11,7 @@ rule collect:
         # Not env.id: wm/CarRacing-v3 is pixel-identical to CarRacing-v3, so switching does not change the data.
         settings=config["collect"] | {"seed": config["seed"]},
         shard=lambda wildcards: int(wildcards.shard),
-    resources:
-        runtime=60,
+    resources:  # local runs (make run); the cluster's sizes for this rule: profiles/slurm/config.yaml
         mem_mb=2000,
     shell:
         "wm collect {params.wm_config} --shard {params.shard} --out {output} > {log} 2>&1"

@@ -16,13 +16,13 @@ rule train_controller:
         f"{RUN}/logs/train_controller/{{variant}}.log",
     params:
         wm_config=WM_CONFIG,
-        settings=config["controller"] | {"seed": config["seed"]},
+        # What the command reads: a change reruns the rule, and wm refuses or extends the checkpoint.
+        settings=config["controller"] | {k: config[k] for k in ("seed", "env", "torch_threads")},
         out=lambda wildcards, output: os.path.dirname(output.controller),
     threads: config["controller"]["ranks"]
-    resources:
+    resources:  # local runs (make run); the cluster's sizes for this rule: profiles/slurm/config.yaml
         mpi="mpiexec",  # MPICH's (the mpich wheel); profiles/slurm sets srun
         tasks=config["controller"]["ranks"],
-        runtime=10080,
         mem_mb_per_cpu=2000,
     shell:
         "{resources.mpi} -n {resources.tasks} "

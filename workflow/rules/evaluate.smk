@@ -14,13 +14,12 @@ rule evaluate:
         f"{RUN}/logs/evaluate/{{variant}}.log",
     params:
         wm_config=WM_CONFIG,
-        settings=config["evaluate"] | {"seed": config["seed"]},
+        settings=config["evaluate"] | {k: config[k] for k in ("seed", "torch_threads")},
         out=lambda wildcards, output: os.path.dirname(output.returns),
     threads: config["evaluate"]["ranks"]
-    resources:
+    resources:  # local runs (make run); the cluster's sizes for this rule: profiles/slurm/config.yaml
         mpi="mpiexec",  # MPICH's (the mpich wheel); profiles/slurm sets srun
         tasks=config["evaluate"]["ranks"],
-        runtime=600,
         mem_mb_per_cpu=2000,
     shell:
         "{resources.mpi} -n {resources.tasks} wm evaluate {params.wm_config} --vae {input.vae} --mdn {input.mdn} --controller {input.controller} "

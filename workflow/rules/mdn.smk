@@ -12,11 +12,10 @@ rule train_mdn:
         f"{RUN}/logs/train_mdn.log",
     params:
         wm_config=WM_CONFIG,
-        settings=config["mdn"],
+        settings=config["mdn"] | {k: config[k] for k in ("seed", "device", "torch_threads")},
         out=lambda wildcards, output: os.path.dirname(output.model),
     threads: 8  # capped at the available cores when run locally
-    resources:
-        runtime=720,
+    resources:  # local runs (make run); the cluster's sizes for this rule: profiles/slurm/config.yaml
         mem_mb=16000,
     shell:
         "wm train-mdn {params.wm_config} --latents {input} --out {params.out} > {log} 2>&1"
@@ -36,8 +35,7 @@ rule dream:
         f"{RUN}/logs/dream.log",
     params:
         wm_config=WM_CONFIG,
-    resources:
-        runtime=10,
+    resources:  # local runs (make run); the cluster's sizes for this rule: profiles/slurm/config.yaml
         mem_mb=2000,
     shell:
         "wm dream {params.wm_config} --vae {input.vae} --mdn {input.mdn} --shard {input.shard} "

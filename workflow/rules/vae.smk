@@ -14,11 +14,10 @@ rule train_vae:
         f"{RUN}/logs/train_vae.log",
     params:
         wm_config=WM_CONFIG,
-        settings=config["vae"],
+        settings=config["vae"] | {k: config[k] for k in ("seed", "device", "torch_threads")},
         out=lambda wildcards, output: os.path.dirname(output.model),
     threads: 8  # capped at the available cores when run locally
-    resources:
-        runtime=720,
+    resources:  # local runs (make run); the cluster's sizes for this rule: profiles/slurm/config.yaml
         mem_mb=16000,
     shell:
         "wm train-vae {params.wm_config} --data {input} --out {params.out} > {log} 2>&1"
@@ -37,8 +36,7 @@ rule encode:
         f"{RUN}/logs/encode/{{shard}}.log",
     params:
         wm_config=WM_CONFIG,
-    resources:
-        runtime=30,
+    resources:  # local runs (make run); the cluster's sizes for this rule: profiles/slurm/config.yaml
         mem_mb=2000,
     shell:
         "wm encode {params.wm_config} --vae {input.vae} --shard {input.shard} --out {output} > {log} 2>&1"

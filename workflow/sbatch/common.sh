@@ -4,6 +4,7 @@
 #   WM_CONFIGS     the config files, merged in order as `snakemake --configfile` merges them
 #   WM_RUN         the run folder (config run_dir), the same layout the Snakemake workflow writes
 #   WM_EXEC        optional prefix for every wm command, e.g. "apptainer exec --nv wm.sif"
+#   WM_MPI         (MPI jobs only) the rule's `mpi` launcher from the Slurm profile, e.g. "srun --mpi=pmi2"
 set -euo pipefail
 : "${WM_CONFIGS:?WM_CONFIGS is not set: submit the jobs with workflow/sbatch/submit.sh}"
 
@@ -18,10 +19,3 @@ cfg() {
 
 shard_name() { printf 'shard-%04d' "$1"; }
 
-# encode_shard N: V's posterior for shard N (the Snakemake rule `encode`).
-encode_shard() {
-    local name; name=$(shard_name "$1")
-    mkdir -p "$WM_RUN/logs/encode"
-    "${WM[@]}" encode "${WM_CONFIG_ARGS[@]}" --vae "$WM_RUN/vae/model.pt" --shard "$WM_RUN/data/$name.zarr" \
-        --out "$WM_RUN/latents/$name.zarr" > "$WM_RUN/logs/encode/${name#shard-}.log" 2>&1
-}

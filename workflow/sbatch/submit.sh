@@ -1,25 +1,26 @@
 #!/bin/bash
-# The whole pipeline as plain sbatch jobs, for clusters where Snakemake is not an option:
-#   collect (ONE array job, a task per shard) -> V + encode (GPU) -> M + dream (GPU)
-#   -> C per variant (ONE MPI job, srun) -> evaluate per variant (ONE MPI job, srun),
-# chained with --dependency=afterok. Each job runs the same `wm` commands as the Snakemake rules,
-# reads the same config files, and writes the same layout under run_dir.
+# The whole pipeline as plain sbatch jobs, for clusters where Snakemake is not an option. One job per
+# Snakemake rule, chained with --dependency=afterok:
+#   collect (ONE array job, a task per shard) -> train_vae (GPU) -> encode (ONE array job)
+#   -> train_mdn (GPU) -> dream, and per variant: train_controller (ONE MPI job) -> evaluate (ONE MPI job).
+# Each job runs the same `wm` command as its rule, reads the same config files, writes the same layout
+# under run_dir, and asks Slurm for what profiles/slurm/config.yaml gives that rule.
 #
 # Usage (from the project folder, with the environment that has `wm` active, e.g. source .venv/bin/activate):
 #   workflow/sbatch/submit.sh [--dry-run] [--from STAGE] [CONFIG.yaml ...]
 #     CONFIG.yaml  merged in order over ./config.yaml, as `snakemake --configfile` does
-#     --from STAGE start at collect|vae|mdn|controller|evaluate (the earlier outputs must exist)
+#     --from STAGE start at collect|vae|encode|mdn|dream|controller|evaluate (earlier outputs must exist)
 #     --dry-run    print the sbatch commands instead of submitting them
-# Environment (the same names as profiles/slurm):
-#   WM_SLURM_PARTITION      partition for the CPU jobs (default: the cluster's default partition)
-#   WM_SLURM_GPU_PARTITION  partition for V and M (default: WM_SLURM_PARTITION)
-#   WM_SLURM_ACCOUNT        sbatch --account (default or "none": none given)
+# Environment:
+#   WM_SLURM_PARTITION, WM_SLURM_GPU_PARTITION, WM_SLURM_ACCOUNT   read by the profile, as for Snakemake
+#   WM_SLURM_PROFILE        the profile whose resources the jobs ask for (default: profiles/slurm)
 #   WM_SBATCH_ARGS          extra arguments for every sbatch call, e.g. "--qos=long"
 #   WM_EXEC                 prefix for every wm command, e.g. "apptainer exec --nv wm.sif"
-# Sizes (time, memory, CPUs, GPUs) are the #SBATCH lines at the top of each *.sbatch script.
+# Sizes (time, memory, CPUs, GPUs, partition, account) are the profile's default-resources, set-resources
+# and set-threads for each job's rule, turned into sbatch options by resources.py in this folder.
 set -euo pipefail
 
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 dry_run=""
 from=collect
 configs=()
@@ -33,7 +34,7 @@ while (($#)); do
     esac
     shift
 done
-stages=(collect vae mdn controller evaluate)
+stages=(collect vae encode mdn dream controller evaluate)
 [[ " ${stages[*]} " == *" $from "* ]] || { echo "submit.sh: --from must be one of: ${stages[*]}" >&2; exit 2; }
 
 [[ -f config.yaml ]] || { echo "submit.sh: run me from the project folder (no ./config.yaml here)" >&2; exit 2; }
@@ -41,6 +42,8 @@ WM_SBATCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 WM_CONFIGS="$(realpath config.yaml) ${configs[*]}"
 export WM_SBATCH_DIR WM_CONFIGS WM_EXEC="${WM_EXEC:-}"
 source "$WM_SBATCH_DIR/common.sh"
+profile=${WM_SLURM_PROFILE:-profiles/slurm}
+[[ -f $profile/config.yaml ]] || { echo "submit.sh: no Slurm profile at $profile/config.yaml" >&2; exit 2; }
 
 run=$(cfg run_dir)
 [[ $run == /* ]] || run="$PWD/$run"
@@ -49,49 +52,64 @@ shards=$(cfg collect.shards)
 ranks=$(cfg controller.ranks)
 eval_ranks=$(cfg evaluate.ranks)
 read -r -a variants <<< "$(cfg controller.variants)"
-[[ -n $dry_run ]] || mkdir -p "$WM_RUN/logs/sbatch"
-
 common=(--parsable --chdir="$PWD" --export=ALL --kill-on-invalid-dep=yes)
-[[ -n ${WM_SLURM_ACCOUNT:-} && $WM_SLURM_ACCOUNT != none ]] && common+=(--account="$WM_SLURM_ACCOUNT")
 read -r -a extra <<< "${WM_SBATCH_ARGS:-}"
-common+=("${extra[@]}")
-cpu=(); gpu=()
-[[ -n ${WM_SLURM_PARTITION:-} ]] && cpu=(--partition="$WM_SLURM_PARTITION")
-gpu_partition=${WM_SLURM_GPU_PARTITION:-${WM_SLURM_PARTITION:-}}
-[[ -n $gpu_partition ]] && gpu=(--partition="$gpu_partition")
 
-# submit NAME DEPENDENCY SBATCH_ARGS... : prints the job id (or a placeholder with --dry-run)
+# resources RULE [KEY=VALUE ...]: the profile's resources for RULE as sbatch options, one a line, after
+# a line WM_MPI=LAUNCHER for an MPI rule. KEY=VALUE: the rule's own resources, under the profile's (the
+# MPI rules' tasks and threads are both the config's ranks). All read before anything is submitted.
+resources() { ${WM_EXEC:-} python "$WM_SBATCH_DIR/resources.py" --profile "$profile" "$@"; }
+declare -A rule_resources
+for spec in collect train_vae encode train_mdn dream "train_controller tasks=$ranks threads=$ranks" \
+        "evaluate tasks=$eval_ranks threads=$eval_ranks"; do
+    read -r -a words <<< "$spec"
+    rule_resources[${words[0]}]=$(resources "${words[@]}")
+done
+
+# submit NAME DEPENDENCY RULE SBATCH_ARGS... : submits with the resources the profile gives RULE; prints
+# the job id, or a placeholder with --dry-run. An MPI rule's launcher reaches the job as WM_MPI.
 submit() {
-    local name=$1 dependency=$2; shift 2
-    local args=("${common[@]}")
+    local name=$1 dependency=$2 rule=$3 mpi="" options; shift 3
+    mapfile -t options <<< "${rule_resources[$rule]}"
+    if [[ ${options[0]} == WM_MPI=* ]]; then mpi=${options[0]#WM_MPI=}; options=("${options[@]:1}"); fi
+    local args=("${common[@]}" "${options[@]}" "${extra[@]}")
     [[ " $* " == *" --output="* ]] || args+=(--output="$WM_RUN/logs/sbatch/%x-%j.out")
     [[ -n $dependency ]] && args+=(--dependency="afterok:$dependency")
+    local env=()
+    [[ -n $mpi ]] && env=("WM_MPI=$mpi")
     if [[ -n $dry_run ]]; then
-        echo "sbatch ${args[*]} $*" >&2
+        echo "${mpi:+WM_MPI='$mpi' }sbatch ${args[*]} $*" >&2
         echo "<$name>"
     else
-        sbatch "${args[@]}" "$@" | cut -d';' -f1
+        env "${env[@]}" sbatch "${args[@]}" "$@" | cut -d';' -f1
     fi
 }
 skip() { [[ " ${stages[*]:0:$(stage_index "$from")} " == *" $1 "* ]]; }
 stage_index() { local i; for i in "${!stages[@]}"; do [[ ${stages[$i]} == "$1" ]] && echo "$i"; done; }
+array_log="$WM_RUN/logs/sbatch/%x-%A_%a.out"
+[[ -n $dry_run ]] || mkdir -p "$WM_RUN/logs/sbatch"
 
-collect=""; vae=""; mdn=""
-skip collect || collect=$(submit collect "" "${cpu[@]}" --array="0-$((shards - 1))" \
-    --output="$WM_RUN/logs/sbatch/%x-%A_%a.out" "$WM_SBATCH_DIR/collect.sbatch")
-skip vae || vae=$(submit vae "$collect" "${gpu[@]}" "$WM_SBATCH_DIR/vae.sbatch")
-skip mdn || mdn=$(submit mdn "$vae" "${gpu[@]}" "$WM_SBATCH_DIR/mdn.sbatch")
+collect=""; vae=""; encode=""; mdn=""; dream=""
+skip collect || collect=$(submit collect "" collect --array="0-$((shards - 1))" --output="$array_log" \
+    "$WM_SBATCH_DIR/collect.sbatch")
+skip vae || vae=$(submit vae "$collect" train_vae "$WM_SBATCH_DIR/vae.sbatch")
+skip encode || encode=$(submit encode "$vae" encode --array="0-$((shards - 1))" --output="$array_log" \
+    "$WM_SBATCH_DIR/encode.sbatch")
+skip mdn || mdn=$(submit mdn "$encode" train_mdn "$WM_SBATCH_DIR/mdn.sbatch")
+skip dream || dream=$(submit dream "$mdn" dream "$WM_SBATCH_DIR/dream.sbatch")
 echo "run_dir $WM_RUN"
 echo "collect ${collect:-skipped} (array of $shards)"
 echo "vae     ${vae:-skipped}"
+echo "encode  ${encode:-skipped} (array of $shards)"
 echo "mdn     ${mdn:-skipped}"
+echo "dream   ${dream:-skipped}"
 for variant in "${variants[@]}"; do
     export WM_VARIANT=$variant
     controller=""
-    skip controller || controller=$(submit "controller-$variant" "$mdn" "${cpu[@]}" \
-        --ntasks="$ranks" --job-name="wm-controller-$variant" "$WM_SBATCH_DIR/controller.sbatch")
-    evaluate=$(submit "evaluate-$variant" "$controller" "${cpu[@]}" \
-        --ntasks="$eval_ranks" --job-name="wm-evaluate-$variant" "$WM_SBATCH_DIR/evaluate.sbatch")
+    skip controller || controller=$(submit "controller-$variant" "$mdn" train_controller \
+        --job-name="wm-controller-$variant" "$WM_SBATCH_DIR/controller.sbatch")
+    evaluate=$(submit "evaluate-$variant" "$controller" evaluate --job-name="wm-evaluate-$variant" \
+        "$WM_SBATCH_DIR/evaluate.sbatch")
     echo "controller-$variant ${controller:-skipped} ($ranks MPI tasks)"
     echo "evaluate-$variant $evaluate ($eval_ranks MPI tasks)"
 done
