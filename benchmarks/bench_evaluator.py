@@ -2,7 +2,7 @@
 
 The plain loop (the reference): one gymnasium CarRacing-v3, the shared preprocessing, then V's
 encoder, M's LSTM cell and C at batch size 1, every step, one episode after another.
-wm's path: `envs` environments in lockstep with V, M and C batched over them (wm.controller.rollout),
+wm's path: `envs` environments in lockstep with V, M and C batched over them (wm.episodes.runner),
 with gymnasium's env and, when present, wm's pixel-identical fast env.
 
 Both run the same episodes (same tracks, same controller, same number of steps) in one process
@@ -24,7 +24,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from wm.controller.model import act  # noqa: E402
-from wm.controller.rollout import Episode, WorldModelAgent, run_batch  # noqa: E402
+from wm.episodes.agent import WorldModelAgent  # noqa: E402
+from wm.episodes.runner import Episode, run_batch  # noqa: E402
 from wm.envs import FAST_ENV_ID, make_env, preprocess  # noqa: E402
 from wm.mdn.model import MDNRNN  # noqa: E402
 from wm.vae.model import ConvVAE, to_input  # noqa: E402

@@ -23,7 +23,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from wm.config import load_config  # noqa: E402
-from wm.controller.rollout import Episode, WorldModelAgent, run_batch  # noqa: E402
+from wm.episodes.agent import WorldModelAgent  # noqa: E402
+from wm.episodes.runner import Episode, run_batch  # noqa: E402
 from wm.envs import FAST_ENV_ID, make_env, preprocess  # noqa: E402
 from wm.mdn.model import MDNRNN, mdn_loss  # noqa: E402
 from wm.vae.model import ConvVAE, to_input, vae_loss  # noqa: E402

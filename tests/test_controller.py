@@ -4,20 +4,23 @@ uninterrupted run exactly; failures end the job promptly and name the rank, cand
 import csv
 import json
 import os
+import pickle
 import re
+import shutil
 import signal
 import subprocess
 import time
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import BIN, REPO, tiny_args, wm
 from wm.config import load_config
-from wm.controller.evaluator import ChunkRunner, RolloutError, RolloutSettings
-from wm.controller.rollout import Episode, WorldModelAgent
-from wm.mdn.train import load_mdn
-from wm.vae.train import load_vae
+from wm.episodes.agent import WorldModelAgent
+from wm.episodes.runner import ChunkRunner, Episode, EpisodeError, EpisodeSettings
+from wm.mdn.model import load_mdn
+from wm.vae.model import load_vae
 
 FITNESS = ["generation", "best", "mean", "worst", "std", "sigma", "heldout_mean"]
 
@@ -93,8 +96,6 @@ def test_killed_run_resumes_to_the_same_result(tiny_run, longer, uninterrupted, 
 
 
 def test_diagnose_summarises_every_generation(uninterrupted, tmp_path):
-    import shutil
-
     rows = read_rows(uninterrupted / "diagnostics.csv")  # written by train-controller at its end
     records = [json.loads(l) for l in (uninterrupted / "generations.jsonl").read_text().splitlines()]
     assert [int(r["generation"]) for r in rows] == [r["generation"] for r in records]
@@ -114,25 +115,95 @@ def test_diagnose_summarises_every_generation(uninterrupted, tmp_path):
     assert f"{broken / 'generations.jsonl'}: line 5 is not a generation record" in result.stderr
 
 
-def test_checkpoint_from_another_config_is_refused(tiny_run, longer, uninterrupted, tmp_path):
-    import shutil
+def override(mapping: dict) -> list[str]:
+    return ["--override", json.dumps(mapping)]
 
-    shutil.copy(uninterrupted / "checkpoint.pkl", tmp_path / "checkpoint.pkl")
-    other = tmp_path / "other.yaml"
-    other.write_text("controller: {popsize: 6}\n")
-    result = train(tiny_run, tmp_path, ranks=1, extra=[*longer, "--config", str(other)])
-    assert result.returncode != 0
-    assert "checkpoint is from another configuration" in result.stdout + result.stderr
-    assert '"popsize": [4, 6]' in result.stdout + result.stderr
+
+@pytest.mark.parametrize("change, named", [
+    ({"controller": {"max_steps": 50}}, "controller.max_steps 40 -> 50"),  # the issue's case
+    ({"controller": {"no_progress_steps": 10}}, "controller.no_progress_steps 0 -> 10"),
+    ({"controller": {"l2_coefficient": 0.0}}, "controller.l2_coefficient 0.01 -> 0.0"),
+    ({"controller": {"z_sample": False}}, "controller.z_sample True -> False"),
+    ({"controller": {"envs_per_rank": 3}}, "controller.envs_per_rank 4 -> 3"),
+    ({"controller": {"popsize": 6}}, "controller.popsize 4 -> 6"),
+    ({"env": {"id": "CarRacing-v3"}}, "env_id 'wm/CarRacing-v3' -> 'CarRacing-v3'"),
+    ({"torch_threads": 2}, "torch_threads 1 -> 2"),
+])
+def test_a_finished_run_is_never_reused_with_other_settings(tiny_run, longer, uninterrupted, tmp_path, change,
+                                                            named):
+    """A finished run's checkpoint stays (to be extended); run again with a setting that changes the
+    result, it is refused in one line naming the key, before any work, and nothing is overwritten."""
+    shutil.copytree(uninterrupted, tmp_path, dirs_exist_ok=True)
+    before = (tmp_path / "controller.pt").read_bytes()
+    result = train(tiny_run, tmp_path, ranks=1, extra=[*longer, *override(change)])
+    assert result.returncode == 2, result.stdout + result.stderr
+    error = [line for line in result.stderr.splitlines() if line.startswith("wm train-controller: error:")]
+    assert len(error) == 1 and named in error[0] and str(tmp_path / "checkpoint.pkl") in error[0], result.stderr
+    assert "gen 1/" not in result.stdout  # refused before any generation ran
+    assert (tmp_path / "controller.pt").read_bytes() == before
+
+
+def test_other_v_or_m_files_are_refused(tiny_run, longer, uninterrupted, tmp_path):
+    shutil.copytree(uninterrupted, tmp_path / "run")
+    other_vae = tmp_path / "vae.pt"
+    shutil.copy(tiny_run / "vae" / "model.pt", other_vae)
+    with open(other_vae, "ab") as f:  # still a loadable V, but other bytes
+        f.write(b"\0")
+    cmd = train(tiny_run, tmp_path / "run", ranks=1, extra=longer, command_only=True)
+    cmd[cmd.index("--vae") + 1] = str(other_vae)
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and re.search(r"[(;] ?vae '[0-9a-f]{16}' -> '[0-9a-f]{16}'", result.stderr), result.stderr
+    assert "refusing to reuse it" in result.stderr and "mdn '" not in result.stderr
+
+
+def test_the_same_command_on_a_finished_run_writes_the_same_controller(tiny_run, longer, uninterrupted, tmp_path):
+    shutil.copytree(uninterrupted, tmp_path, dirs_exist_ok=True)
+    (tmp_path / "controller.pt").unlink()
+    result = train(tiny_run, tmp_path, ranks=1, extra=longer)
+    assert result.returncode == 0, result.stderr
+    assert "resuming" in result.stdout and "gen 1/" not in result.stdout
+    params = [torch.load(folder / "controller.pt", weights_only=False)["params"] for folder in (tmp_path, uninterrupted)]
+    assert torch.equal(*params)
+
+
+def test_raising_generations_extends_a_finished_run(tiny_run, longer, uninterrupted, tmp_path):
+    """Training longer is extending: 2 generations, then the same command with generations 4, ends
+    where a 4-generation run ends; asking for fewer generations than were run is refused."""
+    first = train(tiny_run, tmp_path, ranks=1, extra=[*longer, *override({"controller": {"generations": 2}})])
+    assert first.returncode == 0, first.stderr
+    assert len(read_rows(tmp_path / "log.csv")) == 2
+    extended = train(tiny_run, tmp_path, ranks=2, extra=longer)  # ranks may differ too
+    assert extended.returncode == 0, extended.stderr
+    assert "resuming" in extended.stdout and "at generation 2 of 4" in extended.stdout
+    assert fitness_log(tmp_path) == fitness_log(uninterrupted)
+    assert (tmp_path / "generations.jsonl").read_text() == (uninterrupted / "generations.jsonl").read_text()
+    fewer = train(tiny_run, tmp_path, ranks=1, extra=[*longer, *override({"controller": {"generations": 3}})])
+    assert fewer.returncode == 2
+    assert "holds 4 generations, more than controller.generations = 3" in fewer.stderr
+
+
+def test_warm_start_from_a_trained_controller(tiny_run, longer, uninterrupted, tmp_path):
+    """controller.init: CMA-ES starts its search at a trained controller's parameters."""
+    warm = {"controller": {"init": str(uninterrupted / "controller.pt"), "generations": 1, "eval_every": 0}}
+    result = train(tiny_run, tmp_path, ranks=1, extra=[*longer, *override(warm)])
+    assert result.returncode == 0, result.stderr
+    state = pickle.loads((tmp_path / "checkpoint.pkl").read_bytes())
+    start = torch.load(uninterrupted / "controller.pt", weights_only=False)["params"].numpy()
+    assert state["fingerprint"]["controller.init"] not in ("zeros", warm["controller"]["init"])
+    # Generation 1's candidates were drawn around the warm start, not around zero.
+    first = json.loads((tmp_path / "generations.jsonl").read_text().splitlines()[0])
+    zero = json.loads((uninterrupted / "generations.jsonl").read_text().splitlines()[0])
+    assert first["returns"] != zero["returns"]
+    assert np.linalg.norm(state["es"].mean - start) < np.linalg.norm(state["es"].mean)
 
 
 def test_crashing_rollout_names_candidate_and_seed(tiny_run):
     config = load_config(tiny_args()[1::2])
     agent = WorldModelAgent(load_vae(tiny_run / "vae" / "model.pt"), load_mdn(tiny_run / "mdn" / "model.pt"),
                             "z_h", True)
-    runner = ChunkRunner(agent, RolloutSettings("CarRacing-v3", 20, 0, 2))
+    runner = ChunkRunner(agent, EpisodeSettings("CarRacing-v3", 20, 0, 2))
     broken = Episode(np.full(867, np.nan), track_seed=1234, noise_seed=1, candidate=7, rollout=3)
-    with pytest.raises(RolloutError, match="candidate 7 rollout 3 track seed 1234"):
+    with pytest.raises(EpisodeError, match="candidate 7 rollout 3 track seed 1234"):
         runner.run([broken])
 
 
@@ -143,7 +214,7 @@ def test_rollouts_report_how_the_controller_drives(tiny_run):
                             "z", True)
     params = np.zeros(99)
     params[-3:] = [np.arctanh(0.5), 0.0, np.arctanh(0.25)]  # steer 0.5, gas 0.5, brake 0.25
-    (result,) = ChunkRunner(agent, RolloutSettings("wm/CarRacing-v3", 25, 0, 1)).run([Episode(params, 5, 6)])
+    (result,) = ChunkRunner(agent, EpisodeSettings("wm/CarRacing-v3", 25, 0, 1)).run([Episode(params, 5, 6)])
     assert result.steps == 25
     np.testing.assert_allclose(result.action_mean, [0.5, 0.5, 0.25], atol=1e-4)
     np.testing.assert_allclose(result.action_std, [0.0, 0.0, 0.0], atol=1e-3)
@@ -167,7 +238,7 @@ import sys, time
 import numpy as np
 from mpi4py import MPI
 from wm.config import load_config
-from wm.controller.distributed import MPIEvaluator, abort, serve
+from wm.episodes.farm import MPIFarm, abort, serve
 from wm.controller.train import build_runner
 config = load_config({tiny_args()[1::2]!r})
 runner = build_runner(config, "z_h", {str(tiny_run / "vae" / "model.pt")!r}, {str(tiny_run / "mdn" / "model.pt")!r})
@@ -187,7 +258,7 @@ def slow_failure(chunk, training=True):  # rank 0 fails late, so the failure rep
     raise RuntimeError("rank 0 gave up")
 runner.run = slow_failure
 try:
-    MPIEvaluator(comm, runner, 60).evaluate(np.full((2, 867), np.nan), [11, 12, 13, 14, 15, 16], [1, 2, 3, 4, 5, 6])
+    MPIFarm(comm, runner, 60).evaluate(np.full((2, 867), np.nan), [11, 12, 13, 14, 15, 16], [1, 2, 3, 4, 5, 6])
 except Exception as exc:
     abort(comm, f"FAILED: {exc}", 1)
 """))
@@ -204,9 +275,9 @@ def test_a_rank_frozen_after_its_last_chunk_is_named_at_the_end(tmp_path):
 import os, signal
 from types import SimpleNamespace
 from mpi4py import MPI
-from wm.controller.distributed import TAG_STOP, MPIEvaluator, abort, serve
+from wm.episodes.farm import TAG_STOP, MPIFarm, abort, serve
 comm = MPI.COMM_WORLD
-runner = SimpleNamespace(settings=SimpleNamespace(envs_per_batch=1), busy_seconds=0.0)
+runner = SimpleNamespace(settings=SimpleNamespace(envs_per_rank=1), busy_seconds=0.0)
 if comm.Get_rank() == 1:
     serve(comm, runner, 60)
 elif comm.Get_rank() == 2:
@@ -214,7 +285,7 @@ elif comm.Get_rank() == 2:
     os.kill(os.getpid(), signal.SIGSTOP)
 else:
     try:
-        MPIEvaluator(comm, runner, 5).close()
+        MPIFarm(comm, runner, 5).close()
     except Exception as exc:
         abort(comm, f"FAILED: {exc}", 1)
 """)
@@ -235,7 +306,7 @@ runner.run = slow_run
 if comm.Get_rank() != 0:
     serve(comm, runner, 2)
 else:
-    evaluator = MPIEvaluator(comm, runner, 2)
+    evaluator = MPIFarm(comm, runner, 2)
     try:
         returns, _ = evaluator.evaluate(np.zeros((2, 867)), [11, 12, 13, 14], [1, 2, 3, 4])
         evaluator.close()
@@ -282,7 +353,7 @@ def test_a_killed_rank_ends_the_job_and_a_rerun_resumes(tiny_run, longer, endles
     # mpiexec ends the job and reports a PID; the start-up lines map PIDs to ranks.
     assert "BAD TERMINATION" in output and f"rank 2 of 3: pid {pids[2]}" in output, output
     # The checkpoint is tied to neither worker_timeout nor the number of generations, which may be raised
-    # to extend a run (or lowered: a run past it just writes its outputs).
+    # to extend a run (wm/resume.py: MAY_DIFFER).
     resumed = train(tiny_run, tmp_path, ranks=3, extra=longer)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "resuming" in resumed.stdout

@@ -11,7 +11,7 @@ from wm.controller.model import act, parameter_count
 from wm.files import load_checkpoint, save_torch
 from wm.mdn.model import MDNRNN, mdn_loss, mixture_log_prob, sample_next_z
 from wm.vae.model import ConvVAE, to_input, vae_loss
-from wm.vae.train import load_vae
+from wm.vae.model import load_vae
 
 
 def count(module: torch.nn.Module) -> int:

@@ -1,13 +1,24 @@
-"""V's and M's training survive a kill: the same command resumes after the last whole epoch
-and ends exactly where an uninterrupted run ends."""
+"""The one resume rule of V, M and C (wm/resume.py): a killed run resumes to exactly where an
+uninterrupted one ends; raising the length of a finished run extends it; a checkpoint saved with any
+setting that changes the result is refused in one line naming the setting, never reused."""
 
+import copy
 import csv
 import os
 import signal
 import subprocess
 import time
 
+import pytest
+import torch
+
 from conftest import BIN, REPO, tiny_args
+from wm.config import load_config, load_schema
+from wm.controller.train import run_fingerprint as controller_fingerprint
+from wm.mdn.train import run_fingerprint as mdn_fingerprint
+from wm.resume import MAY_DIFFER, differences
+from wm.rollouts.readers import open_stores
+from wm.vae.train import run_fingerprint as vae_fingerprint
 
 
 def losses(path):
@@ -25,20 +36,106 @@ def kill_after_first_epoch(cmd, checkpoint):
     assert proc.returncode == -signal.SIGKILL, "training ended before it could be killed"
 
 
+def stage_commands(tiny_run, config_args):
+    shards = sorted(str(p) for p in (tiny_run / "data").glob("*.zarr"))
+    latents = sorted(str(p) for p in (tiny_run / "latents").glob("*.zarr"))
+    return (("train-vae", [str(BIN / "wm"), "train-vae", *config_args, "--data", *shards]),
+            ("train-mdn", [str(BIN / "wm"), "train-mdn", *config_args, "--latents", *latents]))
+
+
 def test_vae_and_mdn_resume_after_a_kill(tiny_run, tmp_path):
     three = tmp_path / "three.yaml"
     three.write_text("vae: {epochs: 3}\nmdn: {epochs: 40}\n")  # M's tiny epochs take ~0.1 s
-    config = [*tiny_args(), "--config", str(three)]
-    shards = sorted(str(p) for p in (tiny_run / "data").glob("*.zarr"))
-    latents = sorted(str(p) for p in (tiny_run / "latents").glob("*.zarr"))
-    for stage, data_flag, data in (("train-vae", "--data", shards), ("train-mdn", "--latents", latents)):
+    for stage, cmd in stage_commands(tiny_run, [*tiny_args(), "--config", str(three)]):
         whole, resumed = tmp_path / f"{stage}-whole", tmp_path / f"{stage}-resumed"
-        subprocess.run([str(BIN / "wm"), stage, *config, data_flag, *data, "--out", str(whole)], cwd=REPO,
-                       check=True, capture_output=True)
-        cmd = [str(BIN / "wm"), stage, *config, data_flag, *data, "--out", str(resumed)]
-        kill_after_first_epoch(cmd, resumed / "checkpoint.pt")
+        subprocess.run([*cmd, "--out", str(whole)], cwd=REPO, check=True, capture_output=True)
+        kill_after_first_epoch([*cmd, "--out", str(resumed)], resumed / "checkpoint.pt")
         assert not (resumed / "model.pt").exists()
-        result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=True)
+        result = subprocess.run([*cmd, "--out", str(resumed)], cwd=REPO, capture_output=True, text=True, check=True)
         assert "resuming after epoch" in result.stdout
         assert losses(resumed / "metrics.csv") == losses(whole / "metrics.csv"), stage
-        assert not (resumed / "checkpoint.pt").exists()
+        # The checkpoint stays, so that the finished run can be extended.
+        assert (resumed / "checkpoint.pt").exists()
+
+
+def test_raising_epochs_extends_a_finished_v_and_m_and_other_settings_are_refused(tiny_run, tmp_path):
+    short, long = tmp_path / "short.yaml", tmp_path / "long.yaml"
+    short.write_text("vae: {epochs: 1}\nmdn: {epochs: 2}\n")
+    long.write_text("vae: {epochs: 2}\nmdn: {epochs: 4}\n")
+    changes = {"train-vae": ("vae: {epochs: 2, learning_rate: 0.002}\n", "vae.learning_rate 0.001 -> 0.002"),
+               "train-mdn": ("mdn: {epochs: 4, seq_len: 10}\n", "mdn.seq_len 20 -> 10")}
+    for stage, cmd in stage_commands(tiny_run, tiny_args()):
+        whole, extended = tmp_path / f"{stage}-whole", tmp_path / f"{stage}-extended"
+        subprocess.run([*cmd, "--config", str(long), "--out", str(whole)], cwd=REPO, check=True, capture_output=True)
+        subprocess.run([*cmd, "--config", str(short), "--out", str(extended)], cwd=REPO, check=True,
+                       capture_output=True)
+        result = subprocess.run([*cmd, "--config", str(long), "--out", str(extended)], cwd=REPO, capture_output=True,
+                                text=True, check=True)
+        assert "resuming after epoch" in result.stdout, stage
+        assert losses(extended / "metrics.csv") == losses(whole / "metrics.csv"), stage
+        weights = [torch.load(folder / "model.pt", weights_only=False)["state_dict"] for folder in (whole, extended)]
+        assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0]), stage
+
+        other = tmp_path / f"{stage}-other.yaml"
+        other.write_text(changes[stage][0])
+        before = (extended / "model.pt").read_bytes()
+        refused = subprocess.run([*cmd, "--config", str(other), "--out", str(extended)], cwd=REPO,
+                                 capture_output=True, text=True)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        lines = refused.stderr.strip().splitlines()
+        assert len(lines) == 1 and changes[stage][1] in lines[0] and "checkpoint.pt" in lines[0], refused.stderr
+        assert (extended / "model.pt").read_bytes() == before
+
+        fewer = subprocess.run([*cmd, "--config", str(short), "--out", str(extended)], cwd=REPO,
+                               capture_output=True, text=True)
+        assert fewer.returncode == 2 and f"more than {stage[6:]}.epochs = " in fewer.stderr, fewer.stderr
+
+
+def changed(value, schema: dict):
+    """Another valid value for a config key, from its schema."""
+    if "enum" in schema:
+        return next(option for option in schema["enum"] if option != value)
+    kind = schema["type"]
+    if kind == "boolean":
+        return not value
+    if kind == "integer":
+        return value + 1 if value + 1 <= schema.get("maximum", value + 1) else value - 1
+    if kind == "number":
+        return value * 2 if value else 0.5
+    raise AssertionError(f"no rule to change a {kind} value")
+
+
+def knob_cases(stage: str):
+    schema = load_schema()["properties"][stage]["properties"]
+    return [(key, schema[key]) for key in schema if key not in MAY_DIFFER[stage]]
+
+
+@pytest.mark.parametrize("stage", ["vae", "mdn", "controller"])
+def test_every_result_changing_knob_is_in_the_fingerprint(tiny_run, tmp_path, stage):
+    """Each key of the stage's config section, changed in turn, changes the checkpoint's fingerprint
+    (so the checkpoint is refused) in exactly that key; the keys that may differ on resume do not.
+    New knobs are covered by construction: the schema is the list."""
+    config = load_config(tiny_args()[1::2])
+    vae_path, mdn_path = tiny_run / "vae" / "model.pt", tiny_run / "mdn" / "model.pt"
+    fingerprints = {
+        "vae": lambda c: vae_fingerprint(c, open_stores(sorted((tiny_run / "data").glob("*.zarr")), "rollouts"),
+                                         torch.device("cpu")),
+        "mdn": lambda c: mdn_fingerprint(c, open_stores(sorted((tiny_run / "latents").glob("*.zarr")), "latents"),
+                                         torch.device("cpu")),
+        "controller": lambda c: controller_fingerprint(c, "z_h", vae_path, mdn_path),
+    }[stage]
+    base = fingerprints(config)
+    cases = knob_cases(stage)
+    assert len(cases) >= 5
+    for key, schema in cases:
+        other = copy.deepcopy(config)
+        other[stage][key] = (str(tiny_run / "controller" / "z_h" / "controller.pt") if key == "init"
+                             else changed(config[stage][key], schema))
+        assert [d.split()[0] for d in differences(base, fingerprints(other))] == [f"{stage}.{key}"], key
+    for key in MAY_DIFFER[stage]:
+        other = copy.deepcopy(config)
+        other[stage][key] = ["z"] if key == "variants" else config[stage][key] + 1
+        assert differences(base, fingerprints(other)) == [], key
+    other = copy.deepcopy(config)
+    other["seed"] += 1
+    assert "seed" in [d.split()[0] for d in differences(base, fingerprints(other))]

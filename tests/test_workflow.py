@@ -7,9 +7,9 @@ import numpy as np
 from PIL import Image
 
 from conftest import BIN, REPO, TINY, run, wm
-from wm.mdn.train import load_mdn
+from wm.mdn.model import load_mdn
 from wm.rollouts.storage import open_store
-from wm.vae.train import load_vae
+from wm.vae.model import load_vae
 
 
 def read_csv(path):

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from wm import __version__
+from wm.controller import VARIANTS
 
 STAGES = """stages, in the order of the data:
   collect            random-policy rollouts of CarRacing into one Zarr shard
@@ -78,9 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train-controller", help="evolve C with CMA-ES (resumable)",
                        description="CMA-ES (pycma) over the linear controller's parameters, fitness measured in "
                                    "the real environment. Checkpoints every generation to --out/checkpoint.pkl; "
-                                   "rerunning the same command resumes.")
+                                   "rerunning the same command resumes, raising controller.generations extends a "
+                                   "finished run, and a checkpoint saved with other settings is refused.")
     _config(p)
-    p.add_argument("--variant", choices=["z_h", "z"], required=True, help="z_h: C sees [z, h]; z: C sees z only")
+    p.add_argument("--variant", choices=VARIANTS, required=True, help="z_h: C sees [z, h]; z: C sees z only")
     _models(p)
     p.add_argument("--out", type=Path, required=True, help="output folder")
 
@@ -171,38 +173,16 @@ def dispatch(args, config) -> int:
 
         export(args.vae, args.mdn, args.controller, args.out)
     elif args.command == "dream":
-        from wm.dream import dream
+        from wm.mdn.dream import dream
 
         dream(config, args.vae, args.mdn, args.shard, args.out, args.start, args.steps, args.temperature)
     return 0
 
 
 def data_check(paths: list[Path], kind: str) -> int:
-    from wm.rollouts.storage import check_store, list_stores
+    from wm.rollouts.storage import check_paths
 
-    stores = []
-    for path in paths:
-        if path.suffix == ".zarr" or (path / "zarr.json").exists():
-            stores.append(path)
-        elif path.is_dir():
-            found = list_stores(path)
-            if not found:
-                print(f"{path}: no *.zarr stores in this folder")
-                return 1
-            stores += found
-        else:
-            print(f"{path}: not found")
-            return 1
-    bad = 0
-    for store in stores:
-        problems = check_store(store, kind)
-        for problem in problems:
-            print(f"BAD {problem}")
-        if not problems:
-            print(f"ok  {store}")
-        bad += bool(problems)
-    print(f"{len(stores) - bad} of {len(stores)} stores ok")
-    return 1 if bad else 0
+    return check_paths(paths, kind)
 
 
 if __name__ == "__main__":

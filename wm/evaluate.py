@@ -13,59 +13,53 @@ import imageio.v3 as iio
 import numpy as np
 import torch
 
-from wm.controller.distributed import run_with_evaluator
-from wm.controller.evaluator import ChunkRunner, RolloutSettings
-from wm.controller.rollout import Episode, WorldModelAgent, run_batch
-from wm.files import atomic_path, load_checkpoint, versions, write_json
-from wm.mdn.train import load_mdn
+from wm.controller.model import load_controller
+from wm.episodes.agent import WorldModelAgent
+from wm.episodes.farm import run_farm
+from wm.episodes.runner import ChunkRunner, Episode, EpisodeSettings, run_batch
+from wm.files import atomic_path, versions, write_json
+from wm.mdn.model import load_mdn
 from wm.report import plot_histogram
-from wm.seeding import derive_seed
-from wm.vae.train import load_vae
-
+from wm.runtime import numerics_signature, torch_threads
+from wm.seeding import seeds
+from wm.vae.model import load_vae
 
 EVALUATION_ENV = "CarRacing-v3"
 ACTIONS = ("steer", "gas", "brake")
 
 
-def load_controller(path: Path, vae, mdn) -> tuple[str, np.ndarray]:
-    from wm.controller.model import parameter_count
-
-    checkpoint = load_checkpoint(path, "controller")
-    variant, params = checkpoint["variant"], checkpoint["params"].numpy()
-    expected = parameter_count(variant, vae.z_dim, mdn.hidden)
-    if params.shape != (expected,):
-        raise ValueError(f"{path}: controller has {params.shape[0]} parameters, "
-                         f"but a '{variant}' controller on this V and M needs {expected}")
-    return variant, params
-
-
 def evaluation_seeds(config: dict) -> tuple[list[int], list[int]]:
+    """The held-out tracks of the final score (and each episode's z noise)."""
     count = config["evaluate"]["episodes"]
-    return ([derive_seed(config["seed"], "evaluate_track", k) for k in range(count)],
-            [derive_seed(config["seed"], "rollout_noise", 2 * 10**9, k) for k in range(count)])
+    return seeds(config["seed"], "evaluate_track", count), seeds(config["seed"], "evaluate_noise", count)
+
+
+def evaluation_runner(config: dict, agent: WorldModelAgent) -> ChunkRunner:
+    """Scores are always measured on gymnasium's own CarRacing-v3, as the paper reports them,
+    in lockstep batches of evaluate.envs_per_rank episodes, never ended early."""
+    settings = config["evaluate"]
+    return ChunkRunner(agent, EpisodeSettings(EVALUATION_ENV, settings["max_steps"], 0, settings["envs_per_rank"]))
 
 
 def evaluate(config: dict, vae_path: Path, mdn_path: Path, controller_path: Path, out: Path) -> dict:
-    if config["torch_threads"] == 0:
-        torch.set_num_threads(1)
-    settings = config["evaluate"]
+    torch.set_num_threads(torch_threads(config, per_rank=True))
     vae, mdn = load_vae(vae_path), load_mdn(mdn_path)
-    variant, params = load_controller(controller_path, vae, mdn)
-    agent = WorldModelAgent(vae, mdn, variant, config["controller"]["z_sample"])
-    # Scores are always measured on gymnasium's own CarRacing-v3, as the paper reports them.
-    runner = ChunkRunner(agent, RolloutSettings(EVALUATION_ENV, settings["max_steps"], 0,
-                                                config["controller"]["envs_per_rank"]))
+    controller = load_controller(controller_path, vae.z_dim, mdn.hidden)
+    # C is driven as it was trained: on sampled z if its CMA-ES run sampled z (its checkpoint says).
+    agent = WorldModelAgent(vae, mdn, controller.variant, controller.z_sample)
+    runner = evaluation_runner(config, agent)
     tracks, noises = evaluation_seeds(config)
-    return run_with_evaluator(runner, config["controller"]["worker_timeout"],
-                              lambda evaluator: score(config, variant, params, agent, evaluator, tracks, noises,
-                                                      controller_path, out))
+    return run_farm(runner, config["evaluate"]["worker_timeout"],
+                    lambda farm: score(config, controller.variant, controller.params, agent, farm, tracks, noises,
+                                       controller_path, out),
+                    knob="evaluate.worker_timeout")
 
 
-def score(config, variant, params, agent, evaluator, tracks, noises, controller_path: Path, out: Path) -> dict:
+def score(config, variant, params, agent, farm, tracks, noises, controller_path: Path, out: Path) -> dict:
     """Rank 0's part: run the held-out episodes on every rank, then write the results."""
     settings = config["evaluate"]
     start = time.perf_counter()
-    _, results = evaluator.evaluate(params[None], tracks, noises, training=False, progress=f"evaluate {variant}")
+    _, results = farm.evaluate(params[None], tracks, noises, training=False, progress=f"evaluate {variant}")
     returns = [r.total_return for r in results]
     summary = {
         "variant": variant, "episodes": len(returns), "mean": float(np.mean(returns)), "std": float(np.std(returns)),
@@ -75,7 +69,10 @@ def score(config, variant, params, agent, evaluator, tracks, noises, controller_
         # How the controller drives (a diagnostic: a constant action or a saturated gas shows here).
         "action_mean": dict(zip(ACTIONS, np.mean([r.action_mean for r in results], axis=0).round(4).tolist())),
         "action_std_within_episode": dict(zip(ACTIONS, np.mean([r.action_std for r in results], axis=0).round(4).tolist())),
-        "seconds": round(time.perf_counter() - start, 1), "ranks": evaluator.ranks,
+        "seconds": round(time.perf_counter() - start, 1), "ranks": farm.ranks,
+        "envs_per_rank": settings["envs_per_rank"], "z_sample": agent.z_sample,
+        # What decides the bits of these returns (rank 0's; the ranks of one job share a node kind).
+        "numerics": numerics_signature(),
         "controller": str(controller_path),
         "config": config, "versions": versions(),
     }

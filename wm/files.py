@@ -96,16 +96,3 @@ def versions() -> dict:
     found["wm_commit"] = git_commit()
     return found
 
-
-def load_epoch_checkpoint(path: str | Path, fingerprint: dict) -> dict | None:
-    """The state a training loop saved after its last whole epoch, if it was saved by the same
-    configuration on the same data; None (start over) otherwise."""
-    path = Path(path)
-    if not path.exists():
-        return None
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    if state.get("fingerprint") != fingerprint:
-        print(f"{path}: saved by another configuration or data; starting over")
-        return None
-    print(f"{path}: resuming after epoch {state['epoch']}")
-    return state

@@ -9,7 +9,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
 from wm.files import atomic_path  # noqa: E402
 
@@ -20,15 +19,8 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
-@torch.inference_mode()
-def plot_reconstructions(model, frames: np.ndarray, device, path: Path) -> None:
-    """Originals (top) and decode(mu) (bottom), as in the paper's figure."""
-    from wm.vae.model import to_input
-
-    model.eval()
-    x = to_input(torch.from_numpy(frames).to(device))
-    mu, _ = model.encode(x)
-    recon = (model.decode(mu).float().clamp(0, 1) * 255).byte().permute(0, 2, 3, 1).cpu().numpy()
+def plot_reconstructions(frames: np.ndarray, recon: np.ndarray, path: Path) -> None:
+    """Originals (top) and V's reconstructions (bottom), as in the paper's figure."""
     fig, axes = plt.subplots(2, len(frames), figsize=(1.6 * len(frames), 3.4), squeeze=False)
     for i in range(len(frames)):
         for row, image in enumerate((frames[i], recon[i])):

@@ -4,24 +4,36 @@ parameter vector, so everything here works on flat vectors and batches of them."
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import torch
+
+from wm.controller import VARIANTS
+from wm.files import load_checkpoint
 
 ACTION_DIM = 3
 
 
-def controller_inputs(inputs: str, z_dim: int = 32, hidden: int = 256) -> int:
+def controller_inputs(variant: str, z_dim: int = 32, hidden: int = 256) -> int:
     """'z_h' (the full model) sees [z, h]: 288 inputs; 'z' (the ablation) sees z alone: 32."""
-    if inputs == "z_h":
+    if variant == "z_h":
         return z_dim + hidden
-    if inputs == "z":
+    if variant == "z":
         return z_dim
-    raise ValueError(f"controller.inputs must be 'z_h' or 'z', got {inputs!r}")
+    raise ValueError(f"controller variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
 
 
-def parameter_count(inputs: str, z_dim: int = 32, hidden: int = 256) -> int:
+def parameter_count(variant: str, z_dim: int = 32, hidden: int = 256) -> int:
     """(288 + 1) x 3 = 867 for the full model, (32 + 1) x 3 = 99 for z only."""
-    return (controller_inputs(inputs, z_dim, hidden) + 1) * ACTION_DIM
+    return (controller_inputs(variant, z_dim, hidden) + 1) * ACTION_DIM
+
+
+def uses_memory(variant: str) -> bool:
+    """Whether C reads M's hidden state (the z-only controller drives without running M)."""
+    controller_inputs(variant)
+    return variant == "z_h"
 
 
 def unflatten(params: torch.Tensor, n_inputs: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,3 +57,26 @@ def act(params: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
 def l2_penalty(params: np.ndarray, coefficient: float) -> float:
     """The original code's regulariser, subtracted from the fitness: coefficient * mean(w^2)."""
     return coefficient * float(np.mean(np.square(params)))
+
+
+@dataclass
+class Controller:
+    """A trained C as `wm train-controller` saved it: which inputs it reads, its flat parameters,
+    and whether it was trained on z sampled from V's posterior (so it is driven the same way)."""
+
+    variant: str
+    params: np.ndarray
+    z_sample: bool
+
+
+def load_controller(path: str | Path, z_dim: int = 32, hidden: int = 256) -> Controller:
+    """C from a controller checkpoint, checked against the V (z_dim) and M (hidden) it will drive with."""
+    checkpoint = load_checkpoint(path, "controller")
+    variant, params = checkpoint["variant"], checkpoint["params"].numpy()
+    if variant not in VARIANTS:
+        raise ValueError(f"{path}: unknown controller variant {variant!r} (known: {', '.join(VARIANTS)})")
+    expected = parameter_count(variant, z_dim, hidden)
+    if params.shape != (expected,):
+        raise ValueError(f"{path}: controller has {params.shape[0]} parameters, "
+                         f"but a '{variant}' controller on this V and M needs {expected}")
+    return Controller(variant, params, bool(checkpoint["config"]["z_sample"]))

@@ -3,9 +3,11 @@ over `rollouts` tracks in the real environment minus the original code's L2 pena
 
 Candidates of a generation share their tracks (common random numbers). After every
 generation the whole optimizer state is checkpointed atomically; the same command
-resumes from it and reproduces an uninterrupted run exactly. Outputs (in --out):
-controller.pt (the CMA mean or the best candidate, per controller.eval_solution),
-log.csv (one row per generation), curve.png; checkpoint.pkl while running."""
+resumes from it and reproduces an uninterrupted run exactly, and raising
+controller.generations extends a finished run (the resume rule: wm/resume.py).
+Outputs (in --out): controller.pt (the CMA mean or the best candidate, per
+controller.eval_solution), log.csv (one row per generation), curve.png,
+generations.jsonl, diagnostics; checkpoint.pkl, kept to extend the run."""
 
 from __future__ import annotations
 
@@ -19,46 +21,41 @@ import numpy as np
 import torch
 
 from wm.controller.diagnostics import diagnose
-from wm.controller.distributed import run_with_evaluator
-from wm.controller.evaluator import ChunkRunner, RolloutSettings
-from wm.controller.model import controller_inputs, l2_penalty, parameter_count
-from wm.controller.rollout import WorldModelAgent
+from wm.controller import VARIANTS
+from wm.controller.model import l2_penalty, load_controller, parameter_count
+from wm.episodes.agent import load_agent
+from wm.episodes.farm import run_farm
+from wm.episodes.runner import ChunkRunner, EpisodeSettings
 from wm.files import atomic_path, file_digest, save_torch, versions, write_csv
-from wm.mdn.train import load_mdn
 from wm.report import plot_curves
-from wm.seeding import derive_seed
-from wm.vae.train import load_vae
+from wm.resume import check_length, fingerprint, load_resumable
+from wm.runtime import numerics_signature, torch_threads
+from wm.seeding import derive_seed, seeds
 
-VARIANTS = ["z_h", "z"]
 LOG_FIELDS = ["generation", "best", "mean", "worst", "std", "sigma", "best_so_far", "heldout_mean",
               "heldout_std", "seconds", "frames", "ranks", "utilization"]
 
 
-def fingerprint(config: dict, variant: str, vae_path: Path, mdn_path: Path) -> dict:
-    """What a checkpoint must match to be resumed: same search space, same V and M, same seeds."""
-    settings = config["controller"]
-    return {
-        "variant": variant, "parameters": parameter_count(variant), "seed": config["seed"],
-        "popsize": settings["popsize"], "rollouts": settings["rollouts"], "sigma0": settings["sigma0"],
-        "vae": file_digest(vae_path), "mdn": file_digest(mdn_path),
-    }
+def init_path(config: dict, variant: str) -> Path | None:
+    """controller.init: None for the paper's zeros, else the warm start's checkpoint for this variant."""
+    init = config["controller"]["init"]
+    return None if init == "zeros" else Path(init.format(variant=variant))
 
 
-def load_checkpoint(path: Path, expected: dict) -> dict | None:
-    if not path.exists():
-        return None
-    try:
-        with open(path, "rb") as f:
-            state = pickle.load(f)
-    except Exception as exc:
-        raise ValueError(f"{path}: unreadable CMA-ES checkpoint ({type(exc).__name__}: {exc}); "
-                         "delete it to start over") from None
-    if state.get("fingerprint") != expected:
-        found = state.get("fingerprint", {})
-        diff = {k: (found.get(k), v) for k, v in expected.items() if found.get(k) != v}
-        raise ValueError(f"{path}: checkpoint is from another configuration ({json.dumps(diff)} as (found, expected)); "
-                         "delete it or use its configuration")
-    return state
+def run_fingerprint(config: dict, variant: str, vae_path: Path, mdn_path: Path) -> dict:
+    """What a checkpoint must match to be resumed (wm/resume.py): every controller setting but the
+    few that may differ, the env, the exact V, M and warm start, and the thread count (rounding)."""
+    init = init_path(config, variant)
+    return fingerprint(config, "controller", variant=variant, parameters=parameter_count(variant),
+                       env_id=config["env"]["id"], vae=file_digest(vae_path), mdn=file_digest(mdn_path),
+                       torch_threads=torch.get_num_threads(),
+                       # the warm start by content, not by where it lies
+                       **{"controller.init": file_digest(init) if init else "zeros"})
+
+
+def read_checkpoint(path: Path) -> dict:
+    with open(path, "rb") as f:
+        return pickle.load(f)
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -66,34 +63,42 @@ def save_checkpoint(path: Path, state: dict) -> None:
         pickle.dump(state, f)
 
 
+def initial_mean(config: dict, variant: str) -> np.ndarray:
+    """The search's starting point: zeros (the paper), or a trained controller's parameters."""
+    n = parameter_count(variant)
+    init = init_path(config, variant)
+    if init is None:
+        return np.zeros(n)
+    start = load_controller(init)
+    if start.variant != variant:
+        raise ValueError(f"controller.init: {init} is a '{start.variant}' controller, not '{variant}'")
+    return start.params.astype(np.float64)
+
+
 def new_state(config: dict, variant: str, expected: dict) -> dict:
     settings = config["controller"]
-    n = parameter_count(variant)
-    es = cma.CMAEvolutionStrategy(n * [0.0], settings["sigma0"], {
+    mean = initial_mean(config, variant)
+    es = cma.CMAEvolutionStrategy(list(mean), settings["sigma0"], {
         "popsize": settings["popsize"], "seed": derive_seed(config["seed"], "cma", VARIANTS.index(variant)) % 2**32,
         "verbose": -9, "maxiter": 10**9,
     })
-    return {"fingerprint": expected, "es": es, "generation": 0, "best_params": np.zeros(n),
+    return {"fingerprint": expected, "es": es, "generation": 0, "best_params": mean.copy(),
             "best_fitness": -np.inf, "log": [], "numpy_random_state": np.random.get_state()}
 
 
 def build_runner(config: dict, variant: str, vae_path: Path, mdn_path: Path) -> ChunkRunner:
     settings = config["controller"]
-    vae, mdn = load_vae(vae_path), load_mdn(mdn_path)
-    if vae.z_dim != mdn.z_dim:
-        raise ValueError(f"{vae_path} has z_dim {vae.z_dim} but {mdn_path} was trained on z_dim {mdn.z_dim}")
-    controller_inputs(variant, vae.z_dim, mdn.hidden)
-    agent = WorldModelAgent(vae, mdn, variant, settings["z_sample"])
-    return ChunkRunner(agent, RolloutSettings(config["env"]["id"], settings["max_steps"],
+    agent = load_agent(vae_path, mdn_path, variant, settings["z_sample"])
+    return ChunkRunner(agent, EpisodeSettings(config["env"]["id"], settings["max_steps"],
                                               settings["no_progress_steps"], settings["envs_per_rank"]))
 
 
 def heldout_seeds(config: dict, count: int) -> tuple[list[int], list[int]]:
-    return ([derive_seed(config["seed"], "heldout_track", k) for k in range(count)],
-            [derive_seed(config["seed"], "rollout_noise", 10**9, k) for k in range(count)])
+    """The fixed tracks (and z noise) of the periodic held-out score."""
+    return seeds(config["seed"], "heldout_track", count), seeds(config["seed"], "heldout_noise", count)
 
 
-def run_generations(config: dict, variant: str, evaluator, state: dict, checkpoint: Path) -> dict:
+def run_generations(config: dict, variant: str, farm, state: dict, checkpoint: Path) -> dict:
     """The ask/tell loop; returns the final state."""
     settings = config["controller"]
     es: cma.CMAEvolutionStrategy = state["es"]
@@ -102,14 +107,14 @@ def run_generations(config: dict, variant: str, evaluator, state: dict, checkpoi
     while state["generation"] < settings["generations"]:
         generation = state["generation"]
         candidates = np.asarray(es.ask())
-        tracks = [derive_seed(config["seed"], "train_track", generation, r) for r in range(settings["rollouts"])]
-        noises = [derive_seed(config["seed"], "rollout_noise", generation, r) for r in range(settings["rollouts"])]
-        busy_before = sum(evaluator.busy_seconds())
+        tracks = seeds(config["seed"], "train_track", settings["rollouts"], generation)
+        noises = seeds(config["seed"], "train_noise", settings["rollouts"], generation)
+        busy_before = sum(farm.busy_seconds())
         wall_before = time.perf_counter()
-        returns, results = evaluator.evaluate(candidates, tracks, noises, training=True)
+        returns, results = farm.evaluate(candidates, tracks, noises, training=True)
         frames = sum(r.steps for r in results)
         # Share of the ranks' time spent running rollouts during this generation's evaluation.
-        utilization = (sum(evaluator.busy_seconds()) - busy_before) / (evaluator.ranks * (time.perf_counter() - wall_before))
+        utilization = (sum(farm.busy_seconds()) - busy_before) / (farm.ranks * (time.perf_counter() - wall_before))
         fitness = returns.mean(axis=1) - np.array([l2_penalty(c, settings["l2_coefficient"]) for c in candidates])
         es.tell(list(candidates), list(-fitness))  # pycma minimises
         if fitness.max() > state["best_fitness"]:
@@ -118,10 +123,10 @@ def run_generations(config: dict, variant: str, evaluator, state: dict, checkpoi
                "std": fitness.std(), "sigma": es.sigma, "best_so_far": state["best_fitness"],
                "heldout_mean": float("nan"), "heldout_std": float("nan"),
                "seconds": round(time.perf_counter() - start, 2), "frames": frames,
-               "ranks": evaluator.ranks, "utilization": round(utilization, 4)}
+               "ranks": farm.ranks, "utilization": round(utilization, 4)}
         if settings["eval_every"] and (generation + 1) % settings["eval_every"] == 0:
             solution = chosen_solution(state, settings["eval_solution"])
-            held, _ = evaluator.evaluate(solution[None], *heldout_seeds(config, settings["eval_episodes"]),
+            held, _ = farm.evaluate(solution[None], *heldout_seeds(config, settings["eval_episodes"]),
                                          training=False, progress=f"held-out score, generation {generation + 1}")
             row["heldout_mean"], row["heldout_std"] = float(held.mean()), float(held.std())
         state["log"].append(row)
@@ -133,7 +138,7 @@ def run_generations(config: dict, variant: str, evaluator, state: dict, checkpoi
         print(f"[{variant}] gen {generation + 1}/{settings['generations']}: best {row['best']:.1f} "
               f"mean {row['mean']:.1f} worst {row['worst']:.1f} sigma {es.sigma:.4f}"
               + (f" held-out {row['heldout_mean']:.1f} +- {row['heldout_std']:.1f}" if row["heldout_mean"] == row["heldout_mean"] else "")
-              + f" ({row['seconds']:.0f} s, {frames} frames, {evaluator.ranks} ranks {utilization:.0%} busy)", flush=True)
+              + f" ({row['seconds']:.0f} s, {frames} frames, {farm.ranks} ranks {utilization:.0%} busy)", flush=True)
     return state
 
 
@@ -161,26 +166,28 @@ def chosen_solution(state: dict, which: str) -> np.ndarray:
 
 def train_controller(config: dict, variant: str, vae_path: Path, mdn_path: Path, out: Path) -> None:
     """Under `mpiexec -n N` (or srun) rank 0 runs CMA-ES and all ranks evaluate; alone, one process does both."""
-    if config["torch_threads"] == 0:
-        torch.set_num_threads(1)  # parallelism comes from ranks; one thread each is fastest per core
+    torch.set_num_threads(torch_threads(config, per_rank=True))
     settings = config["controller"]
     runner = build_runner(config, variant, vae_path, mdn_path)
 
-    def optimize(evaluator) -> None:
-        out.mkdir(parents=True, exist_ok=True)
+    def optimize(farm) -> None:
         checkpoint = out / "checkpoint.pkl"
-        expected = fingerprint(config, variant, vae_path, mdn_path)
-        state = load_checkpoint(checkpoint, expected)
+        expected = run_fingerprint(config, variant, vae_path, mdn_path)
+        state = load_resumable(checkpoint, expected, read_checkpoint)
         if state is None:
             state = new_state(config, variant, expected)
         else:
-            print(f"train-controller: resuming {checkpoint} at generation {state['generation']}", flush=True)
-        print(f"train-controller: {evaluator.ranks} rank(s), {parameter_count(variant)} parameters, "
+            check_length(checkpoint, state["generation"], config, "controller")
+            print(f"train-controller: resuming {checkpoint} at generation {state['generation']} "
+                  f"of {settings['generations']}", flush=True)
+        state["numerics"] = numerics_signature()
+        out.mkdir(parents=True, exist_ok=True)
+        print(f"train-controller: {farm.ranks} rank(s), {parameter_count(variant)} parameters, "
               f"population {settings['popsize']} x {settings['rollouts']} rollouts", flush=True)
-        state = run_generations(config, variant, evaluator, state, checkpoint)
+        state = run_generations(config, variant, farm, state, checkpoint)
         write_outputs(config, variant, state, out)
 
-    run_with_evaluator(runner, settings["worker_timeout"], optimize)
+    run_farm(runner, settings["worker_timeout"], optimize, knob="controller.worker_timeout")
 
 
 def write_outputs(config: dict, variant: str, state: dict, out: Path) -> None:

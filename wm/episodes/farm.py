@@ -1,6 +1,7 @@
-"""CMA-ES as one MPI job: rank 0 owns the optimizer, every rank evaluates.
+"""The MPI work farm shared by CMA-ES and `wm evaluate`: rank 0 owns the work (the optimizer, or
+the evaluation), every rank runs episodes.
 
-Rank 0 cuts a generation into chunks (see evaluator.py) and serves them one at a time
+Rank 0 cuts the episodes into chunks (see runner.py) and serves them one at a time
 to whichever rank asks next, so fast ranks take more and none idles while work
 remains; rank 0 evaluates chunks too, while a dispatcher thread serves the others.
 Waiting is done by polling with short sleeps, not MPI's busy-wait, so an
@@ -10,7 +11,8 @@ Failures end the job within a bounded time, naming the rank: a rollout that rais
 reported to rank 0 with its rank, candidate and seed. A rank that dies or hangs is found
 by silence: a working rank sends a heartbeat every few seconds (from a thread, so a long
 chunk does not look like a hang), and rank 0 aborts the job when one has been silent for
-`controller.worker_timeout` seconds; workers likewise give up on a silent rank 0.
+`worker_timeout` seconds (controller.worker_timeout or evaluate.worker_timeout); workers
+likewise give up on a silent rank 0.
 (mpiexec may end the job sooner when a process dies, reporting a PID; every rank prints
 its PID at start-up to map it to a rank.) Rerunning the command resumes from the last
 checkpoint."""
@@ -23,8 +25,9 @@ import threading
 import time
 
 import numpy as np
+from tqdm import tqdm
 
-from wm.controller.evaluator import ChunkRunner, make_chunks, progress_bar, returns_matrix
+from wm.episodes.runner import ChunkRunner, EpisodeResult, make_chunks, returns_matrix
 
 POLL_SECONDS = 0.002
 # The launcher forwards a rank's output through a pipe that MPI_Abort races with: a message
@@ -49,6 +52,10 @@ def abort(comm, message: str, code: int) -> None:
     print(message, file=sys.stderr, flush=True)
     time.sleep(ABORT_GRACE_SECONDS)
     comm.Abort(code)
+
+
+def progress_bar(desc: str | None, total: int):
+    return tqdm(total=total, desc=desc, unit="episode", disable=desc is None, mininterval=2)
 
 
 def heartbeat_interval(timeout: float) -> float:
@@ -79,11 +86,38 @@ class Heartbeat:
         self.thread.join()
 
 
-class MPIEvaluator:
-    """Rank 0's side: the same interface as LocalEvaluator."""
+class LocalFarm:
+    """All chunks in this one process (no MPI, or a single rank)."""
 
-    def __init__(self, comm, runner: ChunkRunner, worker_timeout: float):
-        self.comm, self.runner, self.timeout = comm, runner, worker_timeout
+    ranks = 1
+
+    def __init__(self, runner: ChunkRunner):
+        self.runner = runner
+
+    def evaluate(self, candidates: np.ndarray, track_seeds: list[int], noise_seeds: list[int],
+                 training: bool = True, progress: str | None = None) -> tuple[np.ndarray, list[EpisodeResult]]:
+        """Returns (returns of shape (candidates, rollouts), every episode's result);
+        `progress` names a progress bar over episodes."""
+        chunks = make_chunks(candidates, track_seeds, noise_seeds, self.runner.settings.envs_per_rank)
+        results = []
+        with progress_bar(progress, len(candidates) * len(track_seeds)) as bar:
+            for chunk in chunks:
+                results += self.runner.run(chunk, training)
+                bar.update(len(chunk))
+        return returns_matrix(results, len(candidates), len(track_seeds)), results
+
+    def busy_seconds(self) -> list[float]:
+        return [self.runner.busy_seconds]
+
+    def close(self) -> None:
+        pass
+
+
+class MPIFarm:
+    """Rank 0's side: the same interface as LocalFarm."""
+
+    def __init__(self, comm, runner: ChunkRunner, worker_timeout: float, knob: str = "worker_timeout"):
+        self.comm, self.runner, self.timeout, self.knob = comm, runner, worker_timeout, knob
         self.ranks = comm.Get_size()
         self.worker_busy = np.zeros(self.ranks)
         self.pending_sends: list = []  # non-blocking sends: a frozen rank must not block rank 0
@@ -93,7 +127,7 @@ class MPIEvaluator:
         self.pending_sends.append(self.comm.isend(message, dest=rank, tag=tag))
 
     def evaluate(self, candidates, track_seeds, noise_seeds, training=True, progress=None):
-        chunks = make_chunks(candidates, track_seeds, noise_seeds, self.runner.settings.envs_per_batch)
+        chunks = make_chunks(candidates, track_seeds, noise_seeds, self.runner.settings.envs_per_rank)
         bar = progress_bar(progress, len(candidates) * len(track_seeds))
         results: list = [None] * len(chunks)
         lock = threading.Lock()
@@ -162,7 +196,7 @@ class MPIEvaluator:
                 for rank, index in in_flight.items():
                     if now - heard[rank] > self.timeout:
                         failure.append(RankFailure(
-                            f"rank {rank} has been silent for {self.timeout:.0f} s (controller.worker_timeout) "
+                            f"rank {rank} has been silent for {self.timeout:.0f} s ({self.knob}) "
                             f"while running chunk {index}: it died or hangs"))
                         return
                 time.sleep(POLL_SECONDS)
@@ -203,10 +237,10 @@ class MPIEvaluator:
                 time.sleep(POLL_SECONDS)
         if waiting:
             raise RankFailure(f"rank(s) {sorted(waiting)} did not confirm the end of the job within "
-                              f"{self.timeout:.0f} s (controller.worker_timeout): they died or hang")
+                              f"{self.timeout:.0f} s ({self.knob}): they died or hang")
 
 
-def serve(comm, runner: ChunkRunner, worker_timeout: float) -> None:
+def serve(comm, runner: ChunkRunner, worker_timeout: float, knob: str = "worker_timeout") -> None:
     """A worker rank's whole life: run the chunks rank 0 sends until it says stop."""
     from mpi4py import MPI
 
@@ -217,7 +251,7 @@ def serve(comm, runner: ChunkRunner, worker_timeout: float) -> None:
         if not comm.Iprobe(source=0, tag=MPI.ANY_TAG, status=status):
             if time.monotonic() - heard > worker_timeout:
                 abort(comm, f"rank {rank}: rank 0 has been silent for {worker_timeout:.0f} s "
-                      "(controller.worker_timeout); aborting", 3)
+                      f"({knob}); aborting", 3)
             time.sleep(POLL_SECONDS)
             continue
         tag = status.Get_tag()
@@ -245,30 +279,29 @@ def serve(comm, runner: ChunkRunner, worker_timeout: float) -> None:
         while not request.Test():
             if time.monotonic() - heard > worker_timeout:
                 abort(comm, f"rank {rank}: rank 0 did not take a result for {worker_timeout:.0f} s "
-                      "(controller.worker_timeout); aborting", 3)
+                      f"({knob}); aborting", 3)
             time.sleep(POLL_SECONDS)
         heard = time.monotonic()  # the send completed: rank 0 is alive; its next message may take a while
         if reply_tag == TAG_ERROR:
             return
 
 
-def run_with_evaluator(runner: ChunkRunner, worker_timeout: float, body):
-    """Call body(evaluator) on rank 0, or in the only process; other ranks serve chunks until
-    rank 0 is done. Under MPI, a failure on rank 0 aborts every rank with the message printed."""
-    from wm.controller.evaluator import LocalEvaluator
-
+def run_farm(runner: ChunkRunner, worker_timeout: float, body, knob: str = "worker_timeout"):
+    """Call body(farm) on rank 0, or in the only process; other ranks serve chunks until
+    rank 0 is done. Under MPI, a failure on rank 0 aborts every rank with the message printed.
+    `knob` names the config key worker_timeout came from, for the messages that quote it."""
     comm = mpi_world()
     if comm is None:
-        return body(LocalEvaluator(runner))
+        return body(LocalFarm(runner))
     # The launcher reports a dead process by its PID: this line maps PIDs to ranks in the job's log.
     print(f"rank {comm.Get_rank()} of {comm.Get_size()}: pid {os.getpid()} on {socket.gethostname()}", flush=True)
     if comm.Get_rank() != 0:
-        serve(comm, runner, worker_timeout)
+        serve(comm, runner, worker_timeout, knob)
         return None
-    evaluator = MPIEvaluator(comm, runner, worker_timeout)
+    farm = MPIFarm(comm, runner, worker_timeout, knob)
     try:
-        result = body(evaluator)
-        evaluator.close()
+        result = body(farm)
+        farm.close()
     except BaseException as exc:
         abort(comm, f"failed on rank 0: {type(exc).__name__}: {exc}", 1)
     return result

@@ -1,10 +1,15 @@
-"""Rollouts of controllers in the real environment, many at once.
+"""The batched episode runner: many agent episodes in the real environment at once.
 
 A batch of environments steps in lockstep; V's encoder, M's LSTM and the controllers
 run on the whole batch each step (each environment with its own controller
 parameters). Episodes that end drop out of the batch. Everything random in an
-episode (its track, the z noise) comes from that episode's own seeds, so its return
-does not depend on which other episodes share its batch or which process runs it."""
+episode (its track, the z noise) comes from that episode's own seeds.
+
+Work is cut into fixed chunks of `envs_per_rank` episodes, each run as one lockstep
+batch. A chunk's results depend only on its contents, so any number of processes (MPI
+ranks, see farm.py) gives the same returns as one. (Which episodes share a batch does
+change the rounding of the batched matrix products, and driving amplifies it: the
+chunking is part of a result, docs/numerics.md.)"""
 
 from __future__ import annotations
 
@@ -14,10 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from wm.controller.model import ACTION_DIM, act
+from wm.controller.model import ACTION_DIM
 from wm.envs import make_env, preprocess_batch
-from wm.mdn.model import MDNRNN
-from wm.vae.model import ConvVAE, to_input
+from wm.episodes.agent import WorldModelAgent
 
 
 @dataclass
@@ -41,34 +45,6 @@ class EpisodeResult:
     action_mean: tuple[float, float, float] = (0.0, 0.0, 0.0)  # steer, gas, brake over the episode
     action_std: tuple[float, float, float] = (0.0, 0.0, 0.0)
     frames: np.ndarray | None = None  # the 96x96 observations, when recorded
-
-
-class WorldModelAgent:
-    """V + M + C for a batch of environments."""
-
-    def __init__(self, vae: ConvVAE, mdn: MDNRNN, inputs: str, z_sample: bool):
-        # channels_last runs the encoder's convolutions ~10% faster on the CPU too.
-        self.vae = vae.eval().to(memory_format=torch.channels_last)
-        self.mdn, self.inputs, self.z_sample = mdn.eval(), inputs, z_sample
-        # Only the full model's C reads M's hidden state; the z-only C drives without running M.
-        self.uses_memory = inputs == "z_h"
-
-    @torch.inference_mode()
-    def encode(self, frames: np.ndarray, noise: np.ndarray) -> torch.Tensor:
-        x = to_input(torch.from_numpy(frames)).contiguous(memory_format=torch.channels_last)
-        mu, logvar = self.vae.encode(x)
-        if not self.z_sample:
-            return mu
-        return mu + torch.exp(0.5 * logvar) * torch.from_numpy(noise)
-
-    @torch.inference_mode()
-    def act(self, params: torch.Tensor, z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        features = torch.cat([z, h], dim=1) if self.uses_memory else z
-        return act(params, features)
-
-    @torch.inference_mode()
-    def remember(self, z: torch.Tensor, actions: torch.Tensor, state):
-        return self.mdn.step(z, actions, state)
 
 
 def run_batch(env_id: str, agent: WorldModelAgent, episodes: list[Episode], max_steps: int,
@@ -149,3 +125,58 @@ def run_batch(env_id: str, agent: WorldModelAgent, episodes: list[Episode], max_
                       np.stack(recorded[i]) if record else None)
         for i in range(n)
     ]
+
+
+@dataclass
+class EpisodeSettings:
+    """How a chunk's episodes run: the env, the step limit, early termination (training only)
+    and the lockstep batch size."""
+
+    env_id: str
+    max_steps: int
+    no_progress_steps: int
+    envs_per_rank: int
+
+
+class EpisodeError(RuntimeError):
+    """An episode that raised or returned a non-finite value; names its candidate and seed."""
+
+
+def make_chunks(candidates: np.ndarray, track_seeds: list[int], noise_seeds: list[int],
+                envs_per_rank: int) -> list[list[Episode]]:
+    """Every (candidate, rollout) pair in candidate-major order, cut into chunks of `envs_per_rank`."""
+    episodes = [Episode(params, track, noise, c, r)
+                for c, params in enumerate(candidates)
+                for r, (track, noise) in enumerate(zip(track_seeds, noise_seeds))]
+    return [episodes[i : i + envs_per_rank] for i in range(0, len(episodes), envs_per_rank)]
+
+
+def returns_matrix(results: list[EpisodeResult], candidates: int, rollouts: int) -> np.ndarray:
+    return np.array([r.total_return for r in results]).reshape(candidates, rollouts)
+
+
+class ChunkRunner:
+    """Runs chunks in this process, reusing one pool of environments."""
+
+    def __init__(self, agent: WorldModelAgent, settings: EpisodeSettings):
+        self.agent, self.settings = agent, settings
+        self.envs = [make_env(settings.env_id) for _ in range(settings.envs_per_rank)]
+        self.busy_seconds = 0.0
+
+    def run(self, chunk: list[Episode], training: bool = True) -> list[EpisodeResult]:
+        start = time.perf_counter()
+        try:
+            results = run_batch(
+                self.settings.env_id, self.agent, chunk, self.settings.max_steps,
+                self.settings.no_progress_steps if training else 0, envs=self.envs[: len(chunk)],
+            )
+        except Exception as exc:
+            where = ", ".join(f"candidate {e.candidate} rollout {e.rollout} track seed {e.track_seed}" for e in chunk[:3])
+            raise EpisodeError(f"a rollout raised {type(exc).__name__}: {exc} (chunk of {len(chunk)} episodes: "
+                               f"{where}{', ...' if len(chunk) > 3 else ''})") from exc
+        for episode, result in zip(chunk, results):
+            if not np.isfinite(result.total_return):
+                raise EpisodeError(f"return is {result.total_return} for candidate {episode.candidate} "
+                                   f"rollout {episode.rollout} on track seed {episode.track_seed}")
+        self.busy_seconds += time.perf_counter() - start
+        return results

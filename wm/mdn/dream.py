@@ -13,12 +13,10 @@ import numpy as np
 import torch
 
 from wm.files import atomic_path
-from wm.mdn.model import sample_next_z
-from wm.mdn.train import load_mdn
+from wm.mdn.model import load_mdn, sample_next_z
 from wm.rollouts.storage import open_store
 from wm.seeding import derive_seed
-from wm.vae.model import to_input
-from wm.vae.train import load_vae
+from wm.vae.model import load_vae, to_input
 
 
 @torch.inference_mode()

@@ -5,10 +5,13 @@ one-dimensional Gaussians over that dimension's next value."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from wm.files import load_checkpoint
 
 ACTION_DIM = 3
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
@@ -68,3 +71,14 @@ def sample_next_z(log_weights, means, log_stds, temperature: float = 1.0, genera
     std = torch.exp(log_stds.gather(-1, component).squeeze(-1)) * math.sqrt(temperature)
     noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
     return mean + std * noise
+
+
+def load_mdn(path: str | Path, device: torch.device | str = "cpu") -> MDNRNN:
+    """M from a `wm train-mdn` checkpoint, in eval mode."""
+    checkpoint = load_checkpoint(path, "mdn")
+    model = MDNRNN(checkpoint["z_dim"], hidden=checkpoint["hidden"], gaussians=checkpoint["gaussians"])
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: MDN-RNN weights do not fit the model ({str(exc).splitlines()[0]})") from None
+    return model.to(device).eval()

@@ -14,11 +14,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from wm.files import load_checkpoint, load_epoch_checkpoint, save_torch, versions, write_csv, write_json
+from wm.files import save_torch, versions, write_csv, write_json
 from wm.mdn.model import MDNRNN, mdn_loss
 from wm.report import plot_curves
+from wm.resume import check_length, fingerprint, load_resumable, stores_digest
 from wm.rollouts.readers import open_stores, sequence_batches, sequence_windows
-from wm.runtime import autocast, setup_torch
+from wm.runtime import autocast, numerics_signature, setup_torch
 from wm.seeding import derive_seed, rng
 
 
@@ -41,6 +42,13 @@ def batch_loss(model: MDNRNN, batch: dict, device,
     return loss, masked_mse(expected.detach()), masked_mse(z[:, :-1])
 
 
+def run_fingerprint(config: dict, stores, device: torch.device) -> dict:
+    """What a checkpoint must match to be resumed (wm/resume.py): M's settings, the seed, the latents'
+    content (V's digest is in their metadata), the device, and on the CPU the thread count."""
+    return fingerprint(config, "mdn", latents=stores_digest(stores), device=device.type,
+                       torch_threads=torch.get_num_threads() if device.type == "cpu" else None)
+
+
 def train_mdn(config: dict, latents: list[Path], out: Path) -> None:
     settings = config["mdn"]
     device = setup_torch(config, derive_seed(config["seed"], "mdn"))
@@ -59,11 +67,13 @@ def train_mdn(config: dict, latents: list[Path], out: Path) -> None:
     print(f"train-mdn: {len(training)} training and {len(validation)} validation windows of "
           f"{settings['seq_len']} steps, {settings['epochs']} epochs on {device}")
 
+    # The same resume rule as V's (wm/resume.py): a raised mdn.epochs extends a finished run.
     checkpoint = out / "checkpoint.pt"
-    fingerprint = {"mdn": {k: v for k, v in settings.items() if k != "epochs"}, "seed": config["seed"],
-                   "latents": [str(p) for p in latents], "windows": len(windows)}
+    expected = run_fingerprint(config, stores, device)
     rows, first_epoch = [], 0
-    if state := load_epoch_checkpoint(checkpoint, fingerprint):
+    if state := load_resumable(checkpoint, expected, lambda path: torch.load(path, weights_only=False)):
+        check_length(checkpoint, state["epoch"], config, "mdn")
+        print(f"{checkpoint}: resuming after epoch {state['epoch']}")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         stream.bit_generator.state = state["numpy_rng"]
@@ -90,7 +100,8 @@ def train_mdn(config: dict, latents: list[Path], out: Path) -> None:
         print(f"mdn epoch {epoch + 1}: train {rows[-1]['train_loss']:.4f} validation {val_loss:.4f} "
               f"next-z MSE {mdn_error:.4f} (copy-last-z baseline {copy_error:.4f})", flush=True)
         out.mkdir(parents=True, exist_ok=True)
-        save_torch(checkpoint, {"fingerprint": fingerprint, "epoch": epoch + 1, "rows": rows,
+        save_torch(checkpoint, {"fingerprint": expected, "numerics": numerics_signature(), "epoch": epoch + 1,
+                                "rows": rows,
                                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                 "numpy_rng": stream.bit_generator.state, "torch_rng": generator.get_state()})
 
@@ -104,8 +115,7 @@ def train_mdn(config: dict, latents: list[Path], out: Path) -> None:
         "kind": "mdn", "z_dim": z_dim, "hidden": settings["hidden"], "gaussians": settings["gaussians"],
         "state_dict": model.cpu().state_dict(), "config": settings, "versions": versions(),
     })
-    checkpoint.unlink(missing_ok=True)
-    print(f"train-mdn: wrote {out / 'model.pt'}")
+    print(f"train-mdn: wrote {out / 'model.pt'} (checkpoint.pt stays: raising mdn.epochs extends this run)")
 
 
 @torch.inference_mode()
@@ -120,12 +130,3 @@ def evaluate_windows(model, stores, windows, settings, device, generator) -> tup
         values.append((loss.item(), mdn_error, copy_error))
     return tuple(float(v) for v in np.mean(values, axis=0))
 
-
-def load_mdn(path: str | Path, device: torch.device | str = "cpu") -> MDNRNN:
-    checkpoint = load_checkpoint(path, "mdn")
-    model = MDNRNN(checkpoint["z_dim"], hidden=checkpoint["hidden"], gaussians=checkpoint["gaussians"])
-    try:
-        model.load_state_dict(checkpoint["state_dict"])
-    except RuntimeError as exc:
-        raise ValueError(f"{path}: MDN-RNN weights do not fit the model ({str(exc).splitlines()[0]})") from None
-    return model.to(device).eval()

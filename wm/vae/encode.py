@@ -11,8 +11,7 @@ import torch
 from wm.files import file_digest
 from wm.rollouts.storage import open_store, write_store
 from wm.runtime import setup_torch
-from wm.vae.model import to_input
-from wm.vae.train import load_vae
+from wm.vae.model import load_vae, to_input
 
 
 @torch.inference_mode()

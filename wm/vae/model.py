@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
-from torch.nn import functional as F
+
+from wm.files import load_checkpoint
 
 Z_DIM = 32
 
@@ -64,3 +67,14 @@ def vae_loss(
     kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)
     kl_floored = torch.clamp(kl, min=kl_tolerance * mu.shape[1])
     return (reconstruction + kl_floored).mean(), reconstruction.mean(), kl.mean()
+
+
+def load_vae(path: str | Path, device: torch.device | str = "cpu") -> ConvVAE:
+    """V from a `wm train-vae` (or `wm export`, float16) checkpoint, in float32 and eval mode."""
+    checkpoint = load_checkpoint(path, "vae")
+    model = ConvVAE(checkpoint["z_dim"])
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: VAE weights do not fit the model ({str(exc).splitlines()[0]})") from None
+    return model.to(device).eval()

@@ -13,10 +13,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from wm.files import load_checkpoint, load_epoch_checkpoint, save_torch, versions, write_csv, write_json
+from wm.files import save_torch, versions, write_csv, write_json
 from wm.report import plot_reconstructions
+from wm.resume import check_length, fingerprint, load_resumable, stores_digest
 from wm.rollouts.readers import frame_batches, open_stores, sample_frames
-from wm.runtime import autocast, setup_torch
+from wm.runtime import autocast, numerics_signature, setup_torch
 from wm.seeding import derive_seed, rng
 from wm.vae.model import ConvVAE, to_input, vae_loss
 
@@ -43,11 +44,26 @@ def mean_frame_error(frames: np.ndarray) -> float:
     return float(((x - x.mean(axis=0)) ** 2).sum(axis=(1, 2, 3)).mean())
 
 
+@torch.inference_mode()
+def reconstruct(model: ConvVAE, frames: np.ndarray, device: torch.device) -> np.ndarray:
+    """decode(mu) of uint8 frames (N, 64, 64, 3), as uint8 frames."""
+    model.eval()
+    mu, _ = model.encode(to_input(torch.from_numpy(frames).to(device)))
+    return (model.decode(mu).float().clamp(0, 1) * 255).byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
 def collapse_guard(model, frames, device, max_ratio: float) -> dict:
     vae_error = reconstruction_error(model, frames, device)
     baseline = mean_frame_error(frames)
     return {"vae_error": vae_error, "mean_frame_error": baseline, "ratio": vae_error / baseline,
             "max_ratio": max_ratio, "passed": vae_error / baseline < max_ratio}
+
+
+def run_fingerprint(config: dict, stores, device: torch.device) -> dict:
+    """What a checkpoint must match to be resumed (wm/resume.py): V's settings, the seed, the data's
+    content, the device, and on the CPU the thread count (it changes the rounding)."""
+    return fingerprint(config, "vae", data=stores_digest(stores), device=device.type,
+                       torch_threads=torch.get_num_threads() if device.type == "cpu" else None)
 
 
 def train_vae(config: dict, data: list[Path], out: Path) -> None:
@@ -63,12 +79,14 @@ def train_vae(config: dict, data: list[Path], out: Path) -> None:
     stream = rng(config["seed"], "vae")
     print(f"train-vae: {total_frames} frames in {len(stores)} shards, {settings['epochs']} epochs on {device}")
 
-    # An epoch checkpoint lets a long training survive the end of a session: the same command resumes.
+    # An epoch checkpoint lets a long training survive the end of a session: the same command
+    # resumes, and a raised vae.epochs extends a finished run (wm/resume.py).
     checkpoint = out / "checkpoint.pt"
-    fingerprint = {"vae": {k: v for k, v in settings.items() if k != "epochs"}, "seed": config["seed"],
-                   "data": [str(p) for p in data], "frames": total_frames}
+    expected = run_fingerprint(config, stores, device)
     rows, step, first_epoch = [], 0, 0
-    if state := load_epoch_checkpoint(checkpoint, fingerprint):
+    if state := load_resumable(checkpoint, expected, lambda path: torch.load(path, weights_only=False)):
+        check_length(checkpoint, state["epoch"], config, "vae")
+        print(f"{checkpoint}: resuming after epoch {state['epoch']}")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         stream.bit_generator.state = state["numpy_rng"]
@@ -102,7 +120,7 @@ def train_vae(config: dict, data: list[Path], out: Path) -> None:
                 bar.set_postfix(loss=f"{sums[0] / count:.1f}", kl=f"{sums[2] / count:.1f}")
                 sums[:] = 0
                 count = 0
-        save_torch(checkpoint, {"fingerprint": fingerprint, "epoch": epoch + 1, "step": step, "rows": rows,
+        save_torch(checkpoint, {"fingerprint": expected, "numerics": numerics_signature(), "epoch": epoch + 1, "step": step, "rows": rows,
                                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                 "numpy_rng": stream.bit_generator.state, "torch_rng": torch.get_rng_state()})
     elapsed = time.perf_counter() - start
@@ -111,7 +129,8 @@ def train_vae(config: dict, data: list[Path], out: Path) -> None:
     guard = collapse_guard(model, sample, device, settings["guard_max_ratio"])
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "metrics.csv", rows)
-    plot_reconstructions(model, sample[:: max(1, len(sample) // 8)][:8], device, out / "reconstructions.png")
+    shown = sample[:: max(1, len(sample) // 8)][:8]
+    plot_reconstructions(shown, reconstruct(model, shown, device), out / "reconstructions.png")
     write_json(out / "summary.json", {
         "frames": total_frames, "epochs": settings["epochs"], "steps": step, "seconds": round(elapsed, 1),
         "frames_per_second": round(total_frames * settings["epochs"] / elapsed, 1),
@@ -128,15 +147,5 @@ def train_vae(config: dict, data: list[Path], out: Path) -> None:
         "kind": "vae", "z_dim": settings["z_dim"], "state_dict": model.cpu().state_dict(),
         "config": settings, "collapse_guard": guard, "versions": versions(),
     })
-    checkpoint.unlink(missing_ok=True)
-    print(f"train-vae: wrote {out / 'model.pt'}")
+    print(f"train-vae: wrote {out / 'model.pt'} (checkpoint.pt stays: raising vae.epochs extends this run)")
 
-
-def load_vae(path: str | Path, device: torch.device | str = "cpu") -> ConvVAE:
-    checkpoint = load_checkpoint(path, "vae")
-    model = ConvVAE(checkpoint["z_dim"])
-    try:
-        model.load_state_dict(checkpoint["state_dict"])
-    except RuntimeError as exc:
-        raise ValueError(f"{path}: VAE weights do not fit the model ({str(exc).splitlines()[0]})") from None
-    return model.to(device).eval()
