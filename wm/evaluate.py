@@ -2,7 +2,9 @@
 paper reports it (mean and standard deviation of the return over 100 random tracks).
 
 Outputs (in --out): returns.json (mean, std, per-episode returns, steps, seeds, config,
-versions), histogram.png, and episode.gif of the first episode when evaluate.video is on."""
+versions), histogram.png, and episode.gif of the first episode when evaluate.video is on;
+tensorboard/ (the returns' histogram, mean and std at step = the controller's CMA-ES generations,
+so that evaluations of a run extended later line up as a curve: wm/metrics.py)."""
 
 from __future__ import annotations
 
@@ -17,8 +19,9 @@ from wm.controller.model import load_controller
 from wm.episodes.agent import WorldModelAgent
 from wm.episodes.farm import run_farm
 from wm.episodes.runner import ChunkRunner, Episode, EpisodeSettings, run_batch
-from wm.files import atomic_path, versions, write_json
+from wm.files import atomic_path, load_checkpoint, versions, write_json
 from wm.mdn.model import load_mdn
+from wm.metrics import metrics_writer
 from wm.report import plot_histogram
 from wm.runtime import numerics_signature, torch_threads
 from wm.seeding import seeds
@@ -80,6 +83,11 @@ def score(config, variant, params, agent, farm, tracks, noises, controller_path:
     write_json(out / "returns.json", summary)
     plot_histogram(returns, out / "histogram.png",
                    f"{variant}: {len(returns)} held-out tracks, {summary['mean']:.0f} +- {summary['std']:.0f}")
+    # An evaluation is not resumed but redone: this one replaces any written at its step or later.
+    step = int(load_checkpoint(controller_path, "controller").get("generations", 0))
+    with metrics_writer(config, out, first_step=step) as metrics:
+        metrics.histogram("evaluate/returns", returns, step)
+        metrics.scalars(step, {"mean": summary["mean"], "std": summary["std"]}, prefix="evaluate")
     if settings["video"]:
         first = Episode(params, tracks[0], noises[0])
         recorded = run_batch(EVALUATION_ENV, agent, [first], settings["max_steps"], record=True)[0]

@@ -7,7 +7,8 @@ resumes from it and reproduces an uninterrupted run exactly, and raising
 controller.generations extends a finished run (the resume rule: wm/resume.py).
 Outputs (in --out): controller.pt (the CMA mean or the best candidate, per
 controller.eval_solution), log.csv (one row per generation), curve.png,
-generations.jsonl, diagnostics; checkpoint.pkl, kept to extend the run."""
+generations.jsonl, diagnostics; checkpoint.pkl, kept to extend the run; tensorboard/ (log.csv's
+columns and frames/s per generation as TensorBoard scalars: wm/metrics.py)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from wm.episodes.agent import load_agent
 from wm.episodes.farm import run_farm
 from wm.episodes.runner import ChunkRunner, EpisodeSettings
 from wm.files import atomic_path, file_digest, save_torch, versions, write_csv
+from wm.metrics import MetricsWriter, duration, metrics_writer
 from wm.report import plot_curves
 from wm.resume import check_length, fingerprint, load_resumable
 from wm.runtime import numerics_signature, torch_threads
@@ -98,12 +100,17 @@ def heldout_seeds(config: dict, count: int) -> tuple[list[int], list[int]]:
     return seeds(config["seed"], "heldout_track", count), seeds(config["seed"], "heldout_noise", count)
 
 
-def run_generations(config: dict, variant: str, farm, state: dict, checkpoint: Path) -> dict:
-    """The ask/tell loop; returns the final state."""
+def run_generations(config: dict, variant: str, farm, state: dict, checkpoint: Path,
+                    metrics: MetricsWriter | None = None) -> dict:
+    """The ask/tell loop; returns the final state. `metrics` gets each generation's log.csv row as
+    TensorBoard scalars (step = generation) before the checkpoint that holds it."""
     settings = config["controller"]
+    if metrics is None:
+        metrics = MetricsWriter(checkpoint.parent, enabled=False)
     es: cma.CMAEvolutionStrategy = state["es"]
     np.random.set_state(state["numpy_random_state"])  # pycma samples from numpy's global generator
     start = time.perf_counter() - (state["log"][-1]["seconds"] if state["log"] else 0.0)
+    began, first_generation = time.perf_counter(), state["generation"]
     while state["generation"] < settings["generations"]:
         generation = state["generation"]
         candidates = np.asarray(es.ask())
@@ -111,7 +118,8 @@ def run_generations(config: dict, variant: str, farm, state: dict, checkpoint: P
         noises = seeds(config["seed"], "train_noise", settings["rollouts"], generation)
         busy_before = sum(farm.busy_seconds())
         wall_before = time.perf_counter()
-        returns, results = farm.evaluate(candidates, tracks, noises, training=True)
+        returns, results = farm.evaluate(candidates, tracks, noises, training=True,
+                                         progress=f"[{variant}] gen {generation + 1}/{settings['generations']}")
         frames = sum(r.steps for r in results)
         # Share of the ranks' time spent running rollouts during this generation's evaluation.
         utilization = (sum(farm.busy_seconds()) - busy_before) / (farm.ranks * (time.perf_counter() - wall_before))
@@ -129,17 +137,32 @@ def run_generations(config: dict, variant: str, farm, state: dict, checkpoint: P
             held, _ = farm.evaluate(solution[None], *heldout_seeds(config, settings["eval_episodes"]),
                                          training=False, progress=f"held-out score, generation {generation + 1}")
             row["heldout_mean"], row["heldout_std"] = float(held.mean()), float(held.std())
+        metrics.scalars(generation + 1, tensorboard_scalars(row, state["log"][-1] if state["log"] else None),
+                        prefix="controller")
         state["log"].append(row)
         record_generation(checkpoint.parent / "generations.jsonl", generation, tracks, returns, results)
         write_log(checkpoint.parent / "log.csv", state["log"])  # every generation, to watch a long run
         state["generation"] = generation + 1
         state["numpy_random_state"] = np.random.get_state()
+        metrics.flush()  # before the checkpoint that holds this generation (wm/metrics.py)
         save_checkpoint(checkpoint, state)
+        left = (time.perf_counter() - began) / (state["generation"] - first_generation) \
+            * (settings["generations"] - state["generation"])
         print(f"[{variant}] gen {generation + 1}/{settings['generations']}: best {row['best']:.1f} "
               f"mean {row['mean']:.1f} worst {row['worst']:.1f} sigma {es.sigma:.4f}"
               + (f" held-out {row['heldout_mean']:.1f} +- {row['heldout_std']:.1f}" if row["heldout_mean"] == row["heldout_mean"] else "")
-              + f" ({row['seconds']:.0f} s, {frames} frames, {farm.ranks} ranks {utilization:.0%} busy)", flush=True)
+              + f" ({row['seconds']:.0f} s, {frames} frames, {farm.ranks} ranks {utilization:.0%} busy; "
+              f"~{duration(left)} left)", flush=True)
     return state
+
+
+def tensorboard_scalars(row: dict, previous: dict | None) -> dict:
+    """Every numeric column of a log.csv row but the step itself, and frames/s: the generation's
+    training frames over its seconds (held-out scoring included: the wall time a generation took).
+    The held-out score only in the generations that measured it (MetricsWriter skips NaN)."""
+    seconds = row["seconds"] - (previous["seconds"] if previous else 0.0)
+    return {**{k: row[k] for k in LOG_FIELDS if k != "generation"},
+            "frames_per_second": row["frames"] / seconds if seconds > 0 else float("nan")}
 
 
 def record_generation(path: Path, generation: int, tracks: list[int], returns: np.ndarray, results) -> None:
@@ -184,7 +207,10 @@ def train_controller(config: dict, variant: str, vae_path: Path, mdn_path: Path,
         out.mkdir(parents=True, exist_ok=True)
         print(f"train-controller: {farm.ranks} rank(s), {parameter_count(variant)} parameters, "
               f"population {settings['popsize']} x {settings['rollouts']} rollouts", flush=True)
-        state = run_generations(config, variant, farm, state, checkpoint)
+        # TensorBoard (wm/metrics.py), on rank 0 only (this body runs there): a resumed run writes from
+        # the generation after its checkpoint's on.
+        with metrics_writer(config, out, first_step=state["generation"] + 1) as metrics:
+            state = run_generations(config, variant, farm, state, checkpoint, metrics)
         write_outputs(config, variant, state, out)
 
     run_farm(runner, settings["worker_timeout"], optimize, knob="controller.worker_timeout")

@@ -25,9 +25,9 @@ import threading
 import time
 
 import numpy as np
-from tqdm import tqdm
 
 from wm.episodes.runner import ChunkRunner, EpisodeResult, make_chunks, returns_matrix
+from wm.metrics import progress
 
 POLL_SECONDS = 0.002
 # The launcher forwards a rank's output through a pipe that MPI_Abort races with: a message
@@ -55,7 +55,9 @@ def abort(comm, message: str, code: int) -> None:
 
 
 def progress_bar(desc: str | None, total: int):
-    return tqdm(total=total, desc=desc, unit="episode", disable=desc is None, mininterval=2)
+    """Rank 0's bar over the episodes of one evaluate() call (none when desc is None); in a log file,
+    a line at least every wm.metrics.LOG_SECONDS, even while a long chunk runs."""
+    return progress(total=total, desc=desc, unit="episode", disable=desc is None)
 
 
 def heartbeat_interval(timeout: float) -> float:

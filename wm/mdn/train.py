@@ -2,25 +2,30 @@
 
 For every batch z is resampled from the stored posterior (z = mu + sigma * eps), so M
 sees V's uncertainty, as in the original code. Outputs (in --out): model.pt,
-metrics.csv (train and validation loss per epoch, and the copy-last-z baseline), loss.png."""
+metrics.csv (train and validation loss per epoch, and the copy-last-z baseline), loss.png;
+tensorboard/ (the same per epoch as TensorBoard scalars: wm/metrics.py)."""
 
 from __future__ import annotations
 
 import math
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from wm.files import save_torch, versions, write_csv, write_json
 from wm.mdn.model import MDNRNN, mdn_loss
+from wm.metrics import duration, metrics_writer, progress
 from wm.report import plot_curves
 from wm.resume import check_length, fingerprint, load_resumable, stores_digest
 from wm.rollouts.readers import open_stores, sequence_batches, sequence_windows
 from wm.runtime import autocast, numerics_signature, setup_torch
 from wm.seeding import derive_seed, rng
+
+# The columns of metrics.csv that TensorBoard shows (step = epoch).
+TENSORBOARD = ("train_loss", "validation_loss", "mdn_mse", "copy_last_z_mse")
 
 
 def batch_loss(model: MDNRNN, batch: dict, device,
@@ -79,31 +84,44 @@ def train_mdn(config: dict, latents: list[Path], out: Path) -> None:
         stream.bit_generator.state = state["numpy_rng"]
         generator.set_state(state["torch_rng"])
         rows, first_epoch = state["rows"], state["epoch"]
+    # TensorBoard (wm/metrics.py): the metrics.csv row of each epoch at step = epoch; a resumed run
+    # writes from the epoch after its checkpoint's on.
+    metrics = metrics_writer(config, out, first_step=first_epoch + 1)
+    # One bar for the whole run, so that its time left is the run's; one line per epoch besides.
+    bar = progress(total=settings["epochs"] * batches, initial=first_epoch * batches, unit="batch",
+                   desc=f"mdn epoch {min(first_epoch + 1, settings['epochs'])}/{settings['epochs']}")
     start = time.perf_counter() - (rows[-1]["seconds"] if rows else 0.0)
-    for epoch in range(first_epoch, settings["epochs"]):
-        model.train()
-        losses = []
-        bar = tqdm(sequence_batches(stores, training, settings["seq_len"], settings["batch_size"], stream),
-                   total=batches, desc=f"mdn epoch {epoch + 1}/{settings['epochs']}", mininterval=2)
-        for batch in bar:
-            loss, _, _ = batch_loss(model, batch, device, generator)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_value_(model.parameters(), settings["grad_clip"])
-            optimizer.step()
-            losses.append(loss.item())
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-        val_loss, mdn_error, copy_error = evaluate_windows(model, stores, validation, settings, device, generator)
-        rows.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "validation_loss": val_loss,
-                     "mdn_mse": mdn_error, "copy_last_z_mse": copy_error,
-                     "seconds": round(time.perf_counter() - start, 2)})
-        print(f"mdn epoch {epoch + 1}: train {rows[-1]['train_loss']:.4f} validation {val_loss:.4f} "
-              f"next-z MSE {mdn_error:.4f} (copy-last-z baseline {copy_error:.4f})", flush=True)
-        out.mkdir(parents=True, exist_ok=True)
-        save_torch(checkpoint, {"fingerprint": expected, "numerics": numerics_signature(), "epoch": epoch + 1,
-                                "rows": rows,
-                                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                "numpy_rng": stream.bit_generator.state, "torch_rng": generator.get_state()})
+    began = time.perf_counter()  # this process's share of the run: what the time left is estimated from
+    with metrics, bar:
+        for epoch in range(first_epoch, settings["epochs"]):
+            model.train()
+            losses = []
+            bar.set_description(f"mdn epoch {epoch + 1}/{settings['epochs']}", refresh=False)
+            for batch in sequence_batches(stores, training, settings["seq_len"], settings["batch_size"], stream):
+                loss, _, _ = batch_loss(model, batch, device, generator)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_value_(model.parameters(), settings["grad_clip"])
+                optimizer.step()
+                losses.append(loss.item())
+                bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+                bar.update()
+            val_loss, mdn_error, copy_error = evaluate_windows(model, stores, validation, settings, device, generator)
+            rows.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "validation_loss": val_loss,
+                         "mdn_mse": mdn_error, "copy_last_z_mse": copy_error,
+                         "seconds": round(time.perf_counter() - start, 2)})
+            metrics.scalars(epoch + 1, {k: rows[-1][k] for k in TENSORBOARD}, prefix="mdn")
+            left = (time.perf_counter() - began) / (epoch + 1 - first_epoch) * (settings["epochs"] - epoch - 1)
+            bar.write(f"mdn epoch {epoch + 1}/{settings['epochs']}: train {rows[-1]['train_loss']:.4f} "
+                      f"validation {val_loss:.4f} next-z MSE {mdn_error:.4f} (copy-last-z baseline {copy_error:.4f}); "
+                      f"{rows[-1]['seconds']:.0f} s, ~{duration(left)} left", file=sys.stdout)
+            sys.stdout.flush()
+            out.mkdir(parents=True, exist_ok=True)
+            metrics.flush()  # before the checkpoint that holds this epoch (wm/metrics.py)
+            save_torch(checkpoint, {"fingerprint": expected, "numerics": numerics_signature(), "epoch": epoch + 1,
+                                    "rows": rows,
+                                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                    "numpy_rng": stream.bit_generator.state, "torch_rng": generator.get_state()})
 
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "metrics.csv", rows)

@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from wm.envs import make_env, preprocess
 from wm.files import versions
+from wm.metrics import progress
 from wm.rollouts.policies import make_policy, policy_parameters
 from wm.rollouts.storage import write_store
 from wm.seeding import derive_seed, rng
@@ -52,7 +52,7 @@ def collect_shard(config: dict, shard: int, out: Path) -> None:
     }
     lengths = np.zeros(episodes, np.int32)
     seeds, tiles = [], []
-    with tqdm(total=episodes * max_steps, desc=f"collect shard {shard}", unit="frame", mininterval=2) as bar:
+    with progress(total=episodes * max_steps, desc=f"collect shard {shard}", unit="frame") as bar:
         for e in range(episodes):
             track_seed = derive_seed(config["seed"], "collect", shard, e)
             policy = make_policy(settings["policy"], rng(config["seed"], "collect", shard, e, 1),

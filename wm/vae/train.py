@@ -1,7 +1,8 @@
 """`wm train-vae`: fit V on every collected frame, then check it did not collapse.
 
 Outputs (in --out): model.pt, metrics.csv (one row per logging interval), summary.json
-(final losses and the collapse guard's numbers), reconstructions.png."""
+(final losses and the collapse guard's numbers), reconstructions.png; tensorboard/ (the rows as
+TensorBoard scalars at their optimizer step, with frames/s: wm/metrics.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from wm.files import save_torch, versions, write_csv, write_json
+from wm.metrics import metrics_writer, progress
 from wm.report import plot_reconstructions
 from wm.resume import check_length, fingerprint, load_resumable, stores_digest
 from wm.rollouts.readers import frame_batches, open_stores, sample_frames
@@ -92,37 +93,54 @@ def train_vae(config: dict, data: list[Path], out: Path) -> None:
         stream.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"])
         rows, step, first_epoch = state["rows"], state["step"], state["epoch"]
-    start = time.perf_counter() - (rows[-1]["seconds"] if rows else 0.0)
     log_every = max(1, batches_per_epoch // 10)
-    for epoch in range(first_epoch, settings["epochs"]):
-        model.train()
-        sums = np.zeros(3)
-        count = 0
-        bar = tqdm(frame_batches(stores, settings["batch_size"], settings["shuffle_episodes"], stream),
-                   total=batches_per_epoch, desc=f"vae epoch {epoch + 1}/{settings['epochs']}", mininterval=2)
-        for frames in bar:
-            x = to_input(torch.from_numpy(frames).to(device, non_blocking=True))
-            if device.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
-            with autocast(device):
-                recon, mu, logvar = model(x)
-            loss, recon_term, kl = vae_loss(recon.float(), x, mu.float(), logvar.float(), settings["kl_tolerance"])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            sums += [loss.item(), recon_term.item(), kl.item()]
-            count += 1
-            if step % log_every == 0 or count == batches_per_epoch:
-                rows.append({"epoch": epoch + 1, "step": step, "loss": sums[0] / count,
-                             "reconstruction": sums[1] / count, "kl": sums[2] / count,
-                             "seconds": round(time.perf_counter() - start, 2)})
-                bar.set_postfix(loss=f"{sums[0] / count:.1f}", kl=f"{sums[2] / count:.1f}")
-                sums[:] = 0
-                count = 0
-        save_torch(checkpoint, {"fingerprint": expected, "numerics": numerics_signature(), "epoch": epoch + 1, "step": step, "rows": rows,
-                                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                "numpy_rng": stream.bit_generator.state, "torch_rng": torch.get_rng_state()})
+    # TensorBoard (wm/metrics.py): one point per metrics.csv row at its optimizer step; a resumed run
+    # writes from the step after its checkpoint's on, and the readers drop what a killed run wrote past it.
+    metrics = metrics_writer(config, out, first_step=step + 1)
+    # One bar for the whole run: the time left is the run's, not the epoch's.
+    bar = progress(total=settings["epochs"] * batches_per_epoch, initial=first_epoch * batches_per_epoch,
+                   unit="batch", desc=f"vae epoch {min(first_epoch + 1, settings['epochs'])}/{settings['epochs']}")
+    last_seconds = rows[-1]["seconds"] if rows else 0.0
+    start = time.perf_counter() - last_seconds
+    with metrics, bar:
+        for epoch in range(first_epoch, settings["epochs"]):
+            model.train()
+            sums = np.zeros(3)
+            count = frames_seen = 0
+            bar.set_description(f"vae epoch {epoch + 1}/{settings['epochs']}", refresh=False)
+            for frames in frame_batches(stores, settings["batch_size"], settings["shuffle_episodes"], stream):
+                x = to_input(torch.from_numpy(frames).to(device, non_blocking=True))
+                if device.type == "cuda":
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with autocast(device):
+                    recon, mu, logvar = model(x)
+                loss, recon_term, kl = vae_loss(recon.float(), x, mu.float(), logvar.float(), settings["kl_tolerance"])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                step += 1
+                sums += [loss.item(), recon_term.item(), kl.item()]
+                count += 1
+                frames_seen += len(frames)
+                if step % log_every == 0 or count == batches_per_epoch:
+                    seconds = time.perf_counter() - start
+                    rows.append({"epoch": epoch + 1, "step": step, "loss": sums[0] / count,
+                                 "reconstruction": sums[1] / count, "kl": sums[2] / count,
+                                 "seconds": round(seconds, 2)})
+                    metrics.scalars(step, {"loss": rows[-1]["loss"], "reconstruction": rows[-1]["reconstruction"],
+                                           "kl": rows[-1]["kl"],
+                                           "frames_per_second": frames_seen / max(seconds - last_seconds, 1e-9)},
+                                    prefix="vae")
+                    bar.set_postfix(loss=f"{sums[0] / count:.1f}", kl=f"{sums[2] / count:.1f}", refresh=False)
+                    sums[:] = 0
+                    count = frames_seen = 0
+                    last_seconds = seconds
+                bar.update()
+            metrics.flush()  # before the checkpoint that holds these steps (wm/metrics.py)
+            save_torch(checkpoint, {"fingerprint": expected, "numerics": numerics_signature(), "epoch": epoch + 1,
+                                    "step": step, "rows": rows,
+                                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                    "numpy_rng": stream.bit_generator.state, "torch_rng": torch.get_rng_state()})
     elapsed = time.perf_counter() - start
 
     sample = sample_frames(stores, config["vae"]["guard_frames"], rng(config["seed"], "vae", 1))

@@ -3,6 +3,7 @@ rule train_controller:
     input:
         vae=f"{RUN}/vae/model.pt",
         mdn=f"{RUN}/mdn/model.pt",
+    # Not an output: controller/VARIANT/tensorboard/, the event files written while the job runs (see rule train_vae).
     output:
         controller=f"{RUN}/controller/{{variant}}/controller.pt",
         log=f"{RUN}/controller/{{variant}}/log.csv",

@@ -4,6 +4,7 @@ rule evaluate:
         vae=f"{RUN}/vae/model.pt",
         mdn=f"{RUN}/mdn/model.pt",
         controller=f"{RUN}/controller/{{variant}}/controller.pt",
+    # Not an output: eval/VARIANT/tensorboard/, the event files written while the job runs (see rule train_vae).
     output:
         returns=f"{RUN}/eval/{{variant}}/returns.json",
         histogram=report(f"{RUN}/eval/{{variant}}/histogram.png", caption="../report/histogram.rst",

@@ -2,6 +2,7 @@ rule train_mdn:
     """M: the MDN-RNN on V's latent sequences (GPU when present)."""
     input:
         expand(f"{RUN}/latents/shard-{{shard}}.zarr", shard=SHARDS),
+    # Not an output: mdn/tensorboard/, the event files written while the job runs (see rule train_vae).
     output:
         model=f"{RUN}/mdn/model.pt",
         metrics=f"{RUN}/mdn/metrics.csv",

@@ -2,6 +2,11 @@ rule train_vae:
     """V: the ConvVAE on every collected frame (GPU when present), with the collapse guard."""
     input:
         expand(f"{RUN}/data/shard-{{shard}}.zarr", shard=SHARDS),
+    # Not outputs: the TensorBoard event files in vae/tensorboard/ (wm/metrics.py). They grow while
+    # the job runs and stay when it is killed, so declared they would make an interrupted run look
+    # complete (and Snakemake would delete them before a rerun, losing the curves a resume continues);
+    # they are a view of metrics.csv, which the report uses. `tensorboard` is not in params
+    # either: turning it off or on changes no output, so it reruns nothing.
     output:
         model=f"{RUN}/vae/model.pt",
         metrics=f"{RUN}/vae/metrics.csv",
