@@ -50,22 +50,18 @@ def first_chunk_runner(variant: str, batch: int):
     (16 = the test's one chunk) and returns [(total_return, steps)]; agent and params feed the kernel
     probes. (wm is imported here, after the mode's variables are set.)"""
     from wm.config import load_config
-    from wm.controller.model import load_controller
-    from wm.episodes.agent import WorldModelAgent
-    from wm.episodes.runner import ChunkRunner, EpisodeSettings, make_chunks
-    from wm.evaluate import evaluation_seeds
-    from wm.mdn.model import load_mdn
-    from wm.vae.model import load_vae
+    from wm.episodes.agent import load_trained_agent
+    from wm.episodes.runner import make_chunks
+    from wm.evaluate import evaluation_runner, evaluation_seeds
 
     config = load_config([REPO / "config.yaml", REPO / "presets" / "budget.yaml"])
     assert config["evaluate"]["envs_per_rank"] == CHUNK, config["evaluate"]["envs_per_rank"]
-    vae, mdn = load_vae(RESULTS / "vae.pt"), load_mdn(RESULTS / "mdn.pt")
-    controller = load_controller(RESULTS / f"controller_{variant}.pt", vae.z_dim, mdn.hidden)
+    agent, controller = load_trained_agent(RESULTS / "vae.pt", RESULTS / "mdn.pt", RESULTS / f"controller_{variant}.pt")
     assert controller.variant == variant, (controller.variant, variant)
     tracks, noises = evaluation_seeds(config)
     chunks = make_chunks(controller.params[None], tracks[:CHUNK], noises[:CHUNK], batch)
-    agent = WorldModelAgent(vae, mdn, variant, controller.z_sample)
-    runner = ChunkRunner(agent, EpisodeSettings("wm/CarRacing-v3", config["evaluate"]["max_steps"], 0, batch))
+    runner = evaluation_runner(config | {"evaluate": config["evaluate"] | {"envs_per_rank": batch}}, agent,
+                               env_id="wm/CarRacing-v3")
 
     def run() -> list[tuple[float, int]]:
         return [(r.total_return, r.steps) for chunk in chunks for r in runner.run(chunk, training=False)]

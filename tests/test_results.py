@@ -34,21 +34,16 @@ SPREAD = json.loads((RESULTS / "numerics.json").read_text())
 def first_chunk(variant: str) -> list[dict]:
     """Rerun the first evaluation chunk of the committed controller in this process, on one thread."""
     from wm.config import load_config
-    from wm.controller.model import load_controller
-    from wm.episodes.agent import WorldModelAgent
-    from wm.episodes.runner import ChunkRunner, EpisodeSettings, make_chunks
-    from wm.evaluate import evaluation_seeds
-    from wm.mdn.model import load_mdn
-    from wm.vae.model import load_vae
+    from wm.episodes.agent import load_trained_agent
+    from wm.episodes.runner import make_chunks
+    from wm.evaluate import evaluation_runner, evaluation_seeds
 
     config = load_config([REPO / "config.yaml", REPO / "presets" / "budget.yaml"])
-    vae, mdn = load_vae(RESULTS / "vae.pt"), load_mdn(RESULTS / "mdn.pt")
-    controller = load_controller(RESULTS / f"controller_{variant}.pt", vae.z_dim, mdn.hidden)
+    agent, controller = load_trained_agent(RESULTS / "vae.pt", RESULTS / "mdn.pt", RESULTS / f"controller_{variant}.pt")
     assert controller.variant == variant
     tracks, noises = evaluation_seeds(config)
     chunk = make_chunks(controller.params[None], tracks, noises, config["evaluate"]["envs_per_rank"])[0]
-    agent = WorldModelAgent(vae, mdn, variant, controller.z_sample)
-    runner = ChunkRunner(agent, EpisodeSettings("wm/CarRacing-v3", config["evaluate"]["max_steps"], 0, len(chunk)))
+    runner = evaluation_runner(config, agent, env_id="wm/CarRacing-v3")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as `wm evaluate` ran (one thread per rank): the thread count changes the rounding
     try:

@@ -15,17 +15,15 @@ import imageio.v3 as iio
 import numpy as np
 import torch
 
-from wm.controller.model import load_controller
-from wm.episodes.agent import WorldModelAgent
+from wm.controller.model import Controller
+from wm.episodes.agent import WorldModelAgent, load_trained_agent
 from wm.episodes.farm import run_farm
 from wm.episodes.runner import ChunkRunner, Episode, EpisodeSettings, run_batch
-from wm.files import atomic_path, load_checkpoint, versions, write_json
-from wm.mdn.model import load_mdn
+from wm.files import atomic_path, versions, write_json
 from wm.metrics import metrics_writer
 from wm.report import plot_histogram
 from wm.runtime import numerics_signature, torch_threads
 from wm.seeding import seeds
-from wm.vae.model import load_vae
 
 EVALUATION_ENV = "CarRacing-v3"
 ACTIONS = ("steer", "gas", "brake")
@@ -37,30 +35,28 @@ def evaluation_seeds(config: dict) -> tuple[list[int], list[int]]:
     return seeds(config["seed"], "evaluate_track", count), seeds(config["seed"], "evaluate_noise", count)
 
 
-def evaluation_runner(config: dict, agent: WorldModelAgent) -> ChunkRunner:
-    """Scores are always measured on gymnasium's own CarRacing-v3, as the paper reports them,
-    in lockstep batches of evaluate.envs_per_rank episodes, never ended early."""
+def evaluation_runner(config: dict, agent: WorldModelAgent, env_id: str = EVALUATION_ENV) -> ChunkRunner:
+    """Scores are always measured on gymnasium's own CarRacing-v3, as the paper reports them (checks
+    may pass its pixel-identical twin), in lockstep batches of evaluate.envs_per_rank episodes,
+    never ended early."""
     settings = config["evaluate"]
-    return ChunkRunner(agent, EpisodeSettings(EVALUATION_ENV, settings["max_steps"], 0, settings["envs_per_rank"]))
+    return ChunkRunner(agent, EpisodeSettings(env_id, settings["max_steps"], 0, settings["envs_per_rank"]))
 
 
 def evaluate(config: dict, vae_path: Path, mdn_path: Path, controller_path: Path, out: Path) -> dict:
     torch.set_num_threads(torch_threads(config, per_rank=True))
-    vae, mdn = load_vae(vae_path), load_mdn(mdn_path)
-    controller = load_controller(controller_path, vae.z_dim, mdn.hidden)
-    # C is driven as it was trained: on sampled z if its CMA-ES run sampled z (its checkpoint says).
-    agent = WorldModelAgent(vae, mdn, controller.variant, controller.z_sample)
+    agent, controller = load_trained_agent(vae_path, mdn_path, controller_path)
     runner = evaluation_runner(config, agent)
     tracks, noises = evaluation_seeds(config)
     return run_farm(runner, config["evaluate"]["worker_timeout"],
-                    lambda farm: score(config, controller.variant, controller.params, agent, farm, tracks, noises,
-                                       controller_path, out),
+                    lambda farm: score(config, controller, agent, farm, tracks, noises, controller_path, out),
                     knob="evaluate.worker_timeout")
 
 
-def score(config, variant, params, agent, farm, tracks, noises, controller_path: Path, out: Path) -> dict:
+def score(config, controller: Controller, agent, farm, tracks, noises, controller_path: Path, out: Path) -> dict:
     """Rank 0's part: run the held-out episodes on every rank, then write the results."""
     settings = config["evaluate"]
+    variant, params = controller.variant, controller.params
     start = time.perf_counter()
     _, results = farm.evaluate(params[None], tracks, noises, training=False, progress=f"evaluate {variant}")
     returns = [r.total_return for r in results]
@@ -84,7 +80,7 @@ def score(config, variant, params, agent, farm, tracks, noises, controller_path:
     plot_histogram(returns, out / "histogram.png",
                    f"{variant}: {len(returns)} held-out tracks, {summary['mean']:.0f} +- {summary['std']:.0f}")
     # An evaluation is not resumed but redone: this one replaces any written at its step or later.
-    step = int(load_checkpoint(controller_path, "controller").get("generations", 0))
+    step = controller.generations
     with metrics_writer(config, out, first_step=step) as metrics:
         metrics.histogram("evaluate/returns", returns, step)
         metrics.scalars(step, {"mean": summary["mean"], "std": summary["std"]}, prefix="evaluate")

@@ -67,6 +67,7 @@ class Controller:
     variant: str
     params: np.ndarray
     z_sample: bool
+    generations: int = 0  # CMA-ES generations it was evolved for
 
 
 def load_controller(path: str | Path, z_dim: int = 32, hidden: int = 256) -> Controller:
@@ -79,4 +80,4 @@ def load_controller(path: str | Path, z_dim: int = 32, hidden: int = 256) -> Con
     if params.shape != (expected,):
         raise ValueError(f"{path}: controller has {params.shape[0]} parameters, "
                          f"but a '{variant}' controller on this V and M needs {expected}")
-    return Controller(variant, params, bool(checkpoint["config"]["z_sample"]))
+    return Controller(variant, params, bool(checkpoint["config"]["z_sample"]), int(checkpoint.get("generations", 0)))

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wm.controller.model import act, controller_inputs, uses_memory
+from wm.controller.model import Controller, act, controller_inputs, load_controller, uses_memory
 from wm.mdn.model import MDNRNN, load_mdn
 from wm.vae.model import ConvVAE, load_vae, to_input
 
@@ -46,3 +46,11 @@ def load_agent(vae_path: Path, mdn_path: Path, variant: str, z_sample: bool) -> 
     if vae.z_dim != mdn.z_dim:
         raise ValueError(f"{vae_path} has z_dim {vae.z_dim} but {mdn_path} was trained on z_dim {mdn.z_dim}")
     return WorldModelAgent(vae, mdn, variant, z_sample)
+
+
+def load_trained_agent(vae_path: Path, mdn_path: Path, controller_path: Path) -> tuple[WorldModelAgent, Controller]:
+    """The agent a controller checkpoint drives, and the controller: C is driven as it was trained,
+    on sampled z if its CMA-ES run sampled z (its checkpoint says)."""
+    vae, mdn = load_vae(vae_path), load_mdn(mdn_path)
+    controller = load_controller(controller_path, vae.z_dim, mdn.hidden)
+    return WorldModelAgent(vae, mdn, controller.variant, controller.z_sample), controller
