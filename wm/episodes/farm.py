@@ -14,7 +14,8 @@ chunk does not look like a hang), and rank 0 aborts the job when one has been si
 `worker_timeout` seconds (controller.worker_timeout or evaluate.worker_timeout); workers
 likewise give up on a silent rank 0.
 (mpiexec may end the job sooner when a process dies, reporting a PID; every rank prints
-its PID at start-up to map it to a rank.) Rerunning the command resumes from the last
+its PID and host at start-up to map it to a rank, and each worker also tells rank 0, so that
+the failure messages name the rank's PID and host too.) Rerunning the command resumes from the last
 checkpoint."""
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ POLL_SECONDS = 0.002
 # The launcher forwards a rank's output through a pipe that MPI_Abort races with: a message
 # printed just before the abort can be lost on a busy node unless the launcher gets a moment.
 ABORT_GRACE_SECONDS = 2.0
-TAG_WORK, TAG_STOP, TAG_RESULT, TAG_ERROR, TAG_HEARTBEAT = 1, 2, 3, 4, 5
+TAG_WORK, TAG_STOP, TAG_RESULT, TAG_ERROR, TAG_HEARTBEAT, TAG_HELLO = 1, 2, 3, 4, 5, 6
 
 
 def mpi_world():
@@ -52,6 +53,10 @@ def abort(comm, message: str, code: int) -> None:
     print(message, file=sys.stderr, flush=True)
     time.sleep(ABORT_GRACE_SECONDS)
     comm.Abort(code)
+    # MPI_Abort returns (MPICH under mpiexec and under srun's PMI2 alike): it asks the launcher to end the
+    # job and the launcher kills the ranks a moment later. Running on meanwhile would run the caller's
+    # code past its failure (a second abort, a confusing traceback in the job's log): end here.
+    os._exit(code)
 
 
 def progress_bar(desc: str | None, total: int):
@@ -123,6 +128,14 @@ class MPIFarm:
         self.ranks = comm.Get_size()
         self.worker_busy = np.zeros(self.ranks)
         self.pending_sends: list = []  # non-blocking sends: a frozen rank must not block rank 0
+        self.places: dict[int, tuple[int, str]] = {}  # rank -> (pid, host), from each worker's hello
+
+    def where(self, rank: int) -> str:
+        """'; rank R is pid P on HOST' for a failure message, once rank R's hello has arrived."""
+        if rank not in self.places:
+            return ""
+        pid, host = self.places[rank]
+        return f"; rank {rank} is pid {pid} on {host}"
 
     def _send(self, message, rank: int, tag: int) -> None:
         self.pending_sends = [r for r in self.pending_sends if not r.Test()]
@@ -199,17 +212,19 @@ class MPIFarm:
                     if now - heard[rank] > self.timeout:
                         failure.append(RankFailure(
                             f"rank {rank} has been silent for {self.timeout:.0f} s ({self.knob}) "
-                            f"while running chunk {index}: it died or hangs"))
+                            f"while running chunk {index}: it died or hangs{self.where(rank)}"))
                         return
                 time.sleep(POLL_SECONDS)
                 continue
             rank, tag = status.Get_source(), status.Get_tag()
             message = self.comm.recv(source=rank, tag=tag)
             heard[rank] = time.monotonic()
-            if tag == TAG_HEARTBEAT:
+            if tag == TAG_HELLO:
+                self.places[rank] = message
+            if tag in (TAG_HEARTBEAT, TAG_HELLO):
                 continue
             if tag == TAG_ERROR:
-                failure.append(RankFailure(f"rank {rank}: {message}"))
+                failure.append(RankFailure(f"rank {rank}: {message}{self.where(rank)}"))
                 return
             index, chunk_results, busy = message
             done(index, chunk_results)
@@ -232,14 +247,17 @@ class MPIFarm:
         while waiting and time.monotonic() < deadline:
             if self.comm.Iprobe(source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG, status=status):
                 rank, tag = status.Get_source(), status.Get_tag()
-                self.comm.recv(source=rank, tag=tag)
+                message = self.comm.recv(source=rank, tag=tag)
+                if tag == TAG_HELLO:
+                    self.places[rank] = message
                 if tag == TAG_STOP:
                     waiting.discard(rank)
             else:
                 time.sleep(POLL_SECONDS)
         if waiting:
             raise RankFailure(f"rank(s) {sorted(waiting)} did not confirm the end of the job within "
-                              f"{self.timeout:.0f} s ({self.knob}): they died or hang")
+                              f"{self.timeout:.0f} s ({self.knob}): they died or hang"
+                              + "".join(self.where(rank) for rank in sorted(waiting)))
 
 
 def serve(comm, runner: ChunkRunner, worker_timeout: float, knob: str = "worker_timeout") -> None:
@@ -248,6 +266,8 @@ def serve(comm, runner: ChunkRunner, worker_timeout: float, knob: str = "worker_
 
     rank = comm.Get_rank()
     status = MPI.Status()
+    # Where this rank runs, for rank 0's failure messages (small: sent at once, completed by the stop)
+    hello = comm.isend((os.getpid(), socket.gethostname()), dest=0, tag=TAG_HELLO)
     heard = time.monotonic()
     while True:
         if not comm.Iprobe(source=0, tag=MPI.ANY_TAG, status=status):
@@ -260,6 +280,7 @@ def serve(comm, runner: ChunkRunner, worker_timeout: float, knob: str = "worker_
         message = comm.recv(source=0, tag=tag)
         heard = time.monotonic()
         if tag == TAG_STOP:
+            hello.wait()
             comm.send(None, dest=0, tag=TAG_STOP)  # confirm, so rank 0 knows this rank is alive to the end
             return
         if tag == TAG_HEARTBEAT:
