@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import sysconfig
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -48,3 +52,56 @@ def tiny_args(run_dir: Path | None = None) -> list[str]:
     if run_dir is not None:
         args += ["--override", json.dumps({"run_dir": str(run_dir)})]
     return args
+
+
+# --- A local S3 server (moto), for the Kubernetes profile's dry run and its run against tests/k8s_api.py ---
+S3_PLUGIN = "snakemake-storage-plugin-s3==0.3.6"
+MOTO = "moto[server]==5.2.5"
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """moto's S3 server on 127.0.0.1 (stopped by PID afterwards), and a Python that has this environment's
+    packages plus the S3 storage plugin and moto: this venv's when it has both (make venv installs them),
+    else a venv made here that sees this one's packages and pip-installs the two. Yields .python, .bin (its
+    bin folder), .endpoint, .credentials (the SNAKEMAKE_STORAGE_S3_* variables) and .create_bucket(name)."""
+    try:
+        import moto  # noqa: F401
+        import snakemake_storage_plugin_s3  # noqa: F401
+        python = sys.executable
+    except ImportError:
+        venv = tmp_path_factory.mktemp("s3-venv")
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+        site = subprocess.run([str(venv / "bin" / "python"), "-c",
+                               "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                              check=True, capture_output=True, text=True).stdout.strip()
+        Path(site, "_wm_parent_env.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+        python = str(venv / "bin" / "python")
+        install = subprocess.run([python, "-m", "pip", "install", "-q", S3_PLUGIN, MOTO], capture_output=True,
+                                 text=True, timeout=300)
+        if install.returncode != 0:
+            pytest.skip(f"cannot install {S3_PLUGIN} and {MOTO}: {install.stderr[-500:]}")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+
+    def create_bucket(name: str) -> None:
+        code = ("import boto3, sys; boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id='test', "
+                "aws_secret_access_key='test', region_name='us-east-1').create_bucket(Bucket=sys.argv[2])")
+        deadline = time.monotonic() + 30
+        while subprocess.run([python, "-c", code, endpoint, name], capture_output=True).returncode != 0:
+            assert time.monotonic() < deadline and server.poll() is None, "moto's S3 server did not start"
+            time.sleep(0.3)
+
+    try:
+        yield SimpleNamespace(python=python, bin=str(Path(python).parent), endpoint=endpoint,
+                              create_bucket=create_bucket,
+                              credentials={"SNAKEMAKE_STORAGE_S3_ENDPOINT_URL": endpoint,
+                                           "SNAKEMAKE_STORAGE_S3_ACCESS_KEY": "test",
+                                           "SNAKEMAKE_STORAGE_S3_SECRET_KEY": "test"})
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

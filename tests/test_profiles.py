@@ -9,11 +9,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import sysconfig
-import time
 from pathlib import Path
 
 import pytest
@@ -22,10 +19,6 @@ import yte
 from conftest import BIN, REPO, TINY
 
 import wm
-
-S3_PLUGIN = "snakemake-storage-plugin-s3==0.3.6"
-MOTO = "moto[server]==5.2.5"
-
 
 def profile(name: str, **env) -> dict:
     """The profile as Snakemake reads it (yte templating, with the given environment)."""
@@ -102,44 +95,12 @@ def test_slurm_profile_plans_every_rule_with_its_resources(tmp_path):
 
 # --- Kubernetes ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def s3_env(tmp_path_factory):
-    """A venv seeing this environment's packages plus the S3 storage plugin and moto's S3 server, the
-    server running on localhost with a bucket; stopped by PID afterwards."""
-    try:
-        import snakemake_storage_plugin_s3  # noqa: F401
-        import moto  # noqa: F401
-        python = sys.executable
-    except ImportError:
-        venv = tmp_path_factory.mktemp("k8s-venv")
-        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-        site = subprocess.run([str(venv / "bin" / "python"), "-c",
-                               "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                              check=True, capture_output=True, text=True).stdout.strip()
-        Path(site, "_wm_parent_env.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-        python = str(venv / "bin" / "python")
-        install = subprocess.run([python, "-m", "pip", "install", "-q", S3_PLUGIN, MOTO], capture_output=True,
-                                 text=True, timeout=300)
-        if install.returncode != 0:
-            pytest.skip(f"cannot install {S3_PLUGIN} and {MOTO} for the dry run: {install.stderr[-500:]}")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        endpoint = f"http://127.0.0.1:{port}"
-        code = ("import boto3, sys; boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id='test', "
-                "aws_secret_access_key='test', region_name='us-east-1').create_bucket(Bucket='wm-test')")
-        deadline = time.monotonic() + 30
-        while subprocess.run([python, "-c", code, endpoint], capture_output=True).returncode != 0:
-            assert time.monotonic() < deadline and server.poll() is None, "moto's S3 server did not start"
-            time.sleep(0.3)
-        yield python, {"SNAKEMAKE_STORAGE_S3_ENDPOINT_URL": endpoint, "SNAKEMAKE_STORAGE_S3_ACCESS_KEY": "test",
-                       "SNAKEMAKE_STORAGE_S3_SECRET_KEY": "test", "WM_K8S_STORAGE_PREFIX": "s3://wm-test/run",
-                       "WM_K8S_IMAGE": "registry.example/wm:test", "WM_K8S_NAMESPACE": "wm"}
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+def s3_env(s3_server):
+    """The local S3 server (conftest.s3_server) with a bucket, and what the k8s profile reads from the
+    environment; returns (python, env)."""
+    s3_server.create_bucket("wm-test")
+    return s3_server.python, {**s3_server.credentials, "WM_K8S_STORAGE_PREFIX": "s3://wm-test/run",
+                              "WM_K8S_IMAGE": "registry.example/wm:test", "WM_K8S_NAMESPACE": "wm"}
 
 
 def test_k8s_profile_parses():
