@@ -2,12 +2,18 @@
 
     .venv/bin/python benchmarks/bench_env.py [--steps 300] [--repeats 5] [--seeds 0 1 2]
 
-Both envs step the same random action stream from the same seed, one right after the other
-(which goes first alternates), for every seed and repeat, on one pinned core. Each such pair
-of runs gives a ratio; pairs are close in time, so the median ratio holds up when other work
-shares the machine. Reported: median frames/s of each env over all runs, the median paired
-ratio, numba's warm-up (or cache load) before timing, and a per-step time split of ours from
-one extra, instrumented pass.
+Three envs step the same random action stream from the same seed, one right after the other
+(the order rotates), for every seed and repeat, on one pinned core: gymnasium's, ours with full
+frames (every observation identical to gymnasium's), and ours in the agent's view
+(`agent_view`: only the rows the preprocessing crop reads are drawn, and every step also leaves
+`agent_frame` = preprocess(frame), the 64x64 frame V sees, which gymnasium's path would still
+have to compute). Each such group of runs gives paired ratios; runs close in time see about the
+same background load, so the median ratios hold up when other work shares the machine. Reported:
+median frames/s of each env over all runs, on the thread's CPU clock (time.thread_time: the work
+itself, which other jobs sharing the core disturb much less than the wall clock) and on the wall
+clock, the median paired ratios on both, numba's warm-up (or cache load) before timing, a per-step
+CPU time split of ours in both modes from one extra, instrumented pass each, and with
+--kernel-split the phases of the numba render (min of 3 CPU timings per frame).
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ import pygame  # noqa: E402
 
 import wm.envs  # noqa: E402,F401  (registers wm/CarRacing-v3)
 
-STOCK, FAST = "CarRacing-v3", "wm/CarRacing-v3"
+STOCK, FAST, AGENT = "CarRacing-v3", "wm/CarRacing-v3", "wm/CarRacing-v3 agent view"
 
 
 def pin_to_one_core() -> str:
@@ -74,15 +80,16 @@ def action_streams(seeds, steps):
     return streams
 
 
-def run(env, seed, actions) -> float:
-    """Seconds to step `actions` from the seed's reset (resetting again if an episode ends)."""
+def run(env, seed, actions) -> tuple[float, float]:
+    """Seconds to step `actions` from the seed's reset (resetting again if an episode ends), on
+    the wall clock and on the thread's CPU clock."""
     env.reset(seed=seed)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.thread_time()
     for action in actions:
         _, _, terminated, truncated, _ = env.step(action)
         if terminated or truncated:
             env.reset(seed=seed)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.thread_time() - cpu_start
 
 
 def time_split(env, streams) -> dict[str, float]:
@@ -93,11 +100,11 @@ def time_split(env, streams) -> dict[str, float]:
         original = getattr(owner, name)
 
         def wrapper(*args, **kwargs):
-            start = time.perf_counter()
+            start = time.thread_time()
             try:
                 return original(*args, **kwargs)
             finally:
-                spent[label] += time.perf_counter() - start
+                spent[label] += time.thread_time() - start
 
         setattr(owner, name, wrapper)
         return owner, name, original
@@ -105,15 +112,17 @@ def time_split(env, streams) -> dict[str, float]:
     fast = env.unwrapped
     patches = [timed(fast, "_render", "render, total")]
     if fast.use_numba:
-        from wm.envs import _raster
+        from wm.envs import _raster, _resample
 
         patches += [
             timed(fast, "_car_pose", "car pose (Box2D transforms read)"),
             timed(_raster, "prepare_frame", "prepare_frame (transform, cull, indicators)"),
             timed(_raster, "render_observation", "render_observation (draw, smoothscale)"),
         ]
+        if fast.agent_view:
+            patches.append(timed(_resample, "resize_rgb", "resize_rgb (the 64x64 agent frame)"))
     try:
-        elapsed = sum(run(env, seed, actions) for seed, actions in streams.items())
+        elapsed = sum(run(env, seed, actions)[1] for seed, actions in streams.items())
         frames = sum(len(actions) for actions in streams.values())
     finally:
         for owner, name, original in patches:
@@ -124,10 +133,93 @@ def time_split(env, streams) -> dict[str, float]:
     split = {"step, total": elapsed / frames}
     split.update({label: seconds / frames for label, seconds in spent.items()})
     parts = [label for label in spent if label != "render, total"]
-    split["render, rest (camera, score, Python)"] = (
+    split["render, rest (camera, hud, score, Python)"] = (
         split["render, total"] - sum(split[p] for p in parts))
     split["physics and step() outside rendering"] = split["step, total"] - split["render, total"]
     return split
+
+
+def kernel_split(env, streams, reps=3) -> dict[str, float]:
+    """CPU ms per frame of the phases of our numba render (min of `reps` per frame, summed over
+    every 10th frame of one pass), on frames captured from `env` (full frames)."""
+    from numba import njit
+
+    from wm.envs import _raster, _resample
+
+    frames = []
+    original = _raster.render_observation
+
+    def capture(*args):
+        frames.append(tuple(a.copy() if isinstance(a, np.ndarray) else a for a in args))
+        return original(*args)
+
+    _raster.render_observation = capture
+    try:
+        run(env, *next(iter(streams.items())))
+    finally:
+        _raster.render_observation = original
+    frames = frames[::10]
+
+    @njit(cache=False)
+    def draw(band, height, xs, ys, meta, colors, n, score, score_x, score_y, rows_drawn, world_only):
+        bar_top = _raster.bar_top_row(height)
+        scratch = _raster.band_scratch(band.shape[1], band.shape[0])
+        keep = np.ones(n, np.bool_)
+        if world_only:  # the field and the gfxdraw polygons (grass, road) only
+            for p in range(n):
+                keep[p] = meta[p, 0] == _raster.WORLD
+        m = 0
+        for p in range(n):
+            if keep[p]:
+                xs[m], ys[m], meta[m], colors[m] = xs[p], ys[p], meta[p], colors[p]
+                m += 1
+        for band_lo in range(0, rows_drawn, band.shape[1]):
+            rows = min(band.shape[1], rows_drawn - band_lo)
+            _raster.draw_band(band, band_lo, rows, height, bar_top, xs, ys, meta, colors, m, score, score_x,
+                              score_y, scratch)
+
+    @njit(cache=False)
+    def shrink_x(band, windows, bits, shrunk, rows_drawn):
+        rows = band.shape[1]
+        sums = np.zeros((2, rows), np.uint32)
+        carries = np.zeros((2, rows), np.uint32)
+        out = np.zeros((shrunk.shape[1], rows), np.uint32)
+        for band_lo in range(0, rows_drawn, rows):
+            _raster.shrink_band_x(band, min(rows, rows_drawn - band_lo), windows, bits, shrunk, band_lo, sums,
+                                  carries, out)
+
+    horizontal, vertical = _resample.resize_coefficients(96, 84, 64, 64)
+    scratch = _resample.resize_scratch(96, 84, 64)
+    agent_frame = np.zeros((64, 64, 3), np.uint8)
+
+    def phases(f):
+        band, height, xs, ys, meta, colors, n, score, sx, sy, windows, bits, shrunk, obs = f[:14]
+        copy = lambda: (xs.copy(), ys.copy(), meta.copy(), colors.copy())
+        return {
+            "render_observation, full frame": lambda: original(*f[:14], 800, 96),
+            "render_observation, agent view (rows 0-699)": lambda: original(*f[:14], 700, 84),
+            "  draw, agent view rows": lambda: draw(band, height, *copy(), n, score, sx, sy, 700, False),
+            "    field only (clear + fill)": lambda: draw(band, height, *copy(), 1, score, sx, sy, 700, True),
+            "    field, grass, road (fill + aa edges)": lambda: draw(band, height, *copy(), n, score, sx, sy, 700,
+                                                                   True),
+            "  smoothscale X pass, 700 rows": lambda: shrink_x(band, windows, bits, shrunk, 700),
+            "  smoothscale Y pass, 84 rows": lambda: _raster.shrink_rows(shrunk, obs, bits, 84),
+            "resize_rgb (PIL's bilinear 84x96 -> 64x64)": lambda: _resample.resize_rgb(
+                obs, 84, *horizontal, *vertical, agent_frame, scratch),
+        }
+
+    for fn in phases(frames[0]).values():
+        fn()  # compile
+    totals = defaultdict(float)
+    for f in frames:
+        for label, fn in phases(f).items():
+            best = float("inf")
+            for _ in range(reps):
+                start = time.thread_time()
+                fn()
+                best = min(best, time.thread_time() - start)
+            totals[label] += best
+    return {label: seconds / len(frames) for label, seconds in totals.items()}, len(frames)
 
 
 def main():
@@ -135,30 +227,40 @@ def main():
     parser.add_argument("--steps", type=int, default=300, help="steps per seed per repeat")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--kernel-split", action="store_true",
+                        help="also time the phases of the numba render (compiles helpers: ~10 s more)")
     args = parser.parse_args()
 
     pinning = pin_to_one_core()
     streams = action_streams(args.seeds, args.steps)
-    stock = gym.make(STOCK)
-    fast = gym.make(FAST)
+    envs = {STOCK: gym.make(STOCK), FAST: gym.make(FAST), AGENT: gym.make(FAST)}
+    envs[AGENT].unwrapped.agent_view = True
+    fast = envs[FAST]
     path = "numba" if fast.unwrapped.use_numba else "pygame fallback (numba not importable)"
 
     start = time.perf_counter()
     fast.reset(seed=args.seeds[0])  # numba: compiles, or loads its cache, on the first frame
     warm_up = time.perf_counter() - start
-    run(fast, args.seeds[0], streams[args.seeds[0]][:50])
-    run(stock, args.seeds[0], streams[args.seeds[0]][:50])
+    for env in envs.values():
+        run(env, args.seeds[0], streams[args.seeds[0]][:50])
 
-    fps = {STOCK: [], FAST: []}
-    ratios = []
+    names = list(envs)
+    fps = {name: [] for name in names}  # on the CPU clock
+    wall_fps = {name: [] for name in names}
+    ratios = {FAST: [], AGENT: []}
+    wall_ratios = {FAST: [], AGENT: []}
     for repeat in range(args.repeats):
         for seed, actions in streams.items():
-            order = (STOCK, FAST) if (repeat + seed) % 2 == 0 else (FAST, STOCK)
-            seconds = {env_id: run(stock if env_id == STOCK else fast, seed, actions) for env_id in order}
-            for env_id in order:
-                fps[env_id].append(len(actions) / seconds[env_id])
-            ratios.append(seconds[STOCK] / seconds[FAST])
-    split = time_split(fast, streams)
+            shift = (repeat + seed) % len(names)
+            order = names[shift:] + names[:shift]
+            seconds = {name: run(envs[name], seed, actions) for name in order}
+            for name in order:
+                wall_fps[name].append(len(actions) / seconds[name][0])
+                fps[name].append(len(actions) / seconds[name][1])
+            for name in ratios:
+                wall_ratios[name].append(seconds[STOCK][0] / seconds[name][0])
+                ratios[name].append(seconds[STOCK][1] / seconds[name][1])
+    splits = {FAST: time_split(envs[FAST], streams), AGENT: time_split(envs[AGENT], streams)}
 
     try:
         import numba
@@ -169,24 +271,38 @@ def main():
     versions = (f"python {platform.python_version()}, gymnasium {gym.__version__}, numpy {np.__version__}, "
                 f"pygame-ce {pygame.version.ver} (smoothscale {pygame.transform.get_smoothscale_backend()}), "
                 f"numba {numba_version}")
-    median_stock, median_fast = statistics.median(fps[STOCK]), statistics.median(fps[FAST])
     print(f"date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; CPU: {cpu_model()} "
-          f"({os.cpu_count()} cores, {pinning})")
+          f"({os.cpu_count()} cores, {pinning}); load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
     print(versions)
-    print(f"workload: seeds {args.seeds} x {args.steps} steps, same random actions for both, "
-          f"{args.repeats} repeats, paired runs; our render path: {path}")
+    print(f"workload: seeds {args.seeds} x {args.steps} steps, same random actions for all, "
+          f"{args.repeats} repeats, grouped runs; our render path: {path}")
     print(f"first frame of ours (numba: compile or cache load): {warm_up:.2f} s, not timed below")
     print()
-    print(f"{'env':18s} {'median frames/s':>16s}   per run (seed x repeat)")
-    for env_id in (STOCK, FAST):
-        runs = " ".join(f"{v:.0f}" for v in fps[env_id])
-        print(f"{env_id:18s} {statistics.median(fps[env_id]):16.0f}   {runs}")
-    print(f"ratio: median of paired runs {statistics.median(ratios):.2f}x "
-          f"(range {min(ratios):.2f}x-{max(ratios):.2f}x); of the medians {median_fast / median_stock:.2f}x")
+    print("frames/s on the thread's CPU clock (the work itself: other jobs time-slicing the core move it much")
+    print("less than the wall clock, though their cache use still slows it) and on the wall clock:")
+    print(f"{'env':28s} {'median CPU':>11s} {'median wall':>12s}   CPU frames/s per run (seed x repeat)")
+    for name in names:
+        runs = " ".join(f"{v:.0f}" for v in fps[name])
+        print(f"{name:28s} {statistics.median(fps[name]):11.0f} {statistics.median(wall_fps[name]):12.0f}   {runs}")
+    for name, values in ratios.items():
+        walls = wall_ratios[name]
+        print(f"ratio {name} / {STOCK}: CPU clock, median of paired runs {statistics.median(values):.2f}x "
+              f"(range {min(values):.2f}x-{max(values):.2f}x); wall clock {statistics.median(walls):.2f}x "
+              f"(range {min(walls):.2f}x-{max(walls):.2f}x)")
     print()
-    print("per-step time of wm/CarRacing-v3 (one instrumented run, ms):")
-    for label, seconds in split.items():
-        print(f"  {label:50s} {seconds * 1e3:7.3f}")
+    labels = list(dict.fromkeys(label for split in splits.values() for label in split))
+    print(f"per-step CPU time of ours (one instrumented run each, ms): {'full frames':>10s} {'agent view':>12s}")
+    for label in labels:
+        cells = " ".join(f"{splits[name][label] * 1e3:12.3f}" if label in splits[name] else f"{'-':>12s}"
+                         for name in (FAST, AGENT))
+        print(f"  {label:50s} {cells}")
+    if args.kernel_split and fast.unwrapped.use_numba:
+        split, count = kernel_split(envs[FAST], streams)
+        print()
+        print(f"phases of the numba render (ms per frame, min of 3 per frame, {count} frames of seed "
+              f"{args.seeds[0]}; parts overlap: indented lines are parts of the line above):")
+        for label, seconds in split.items():
+            print(f"  {label:50s} {seconds * 1e3:7.3f}")
 
 
 if __name__ == "__main__":

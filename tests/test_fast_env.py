@@ -24,6 +24,7 @@ from pygame import gfxdraw  # noqa: E402
 
 import wm.envs  # noqa: E402,F401  (registers wm/CarRacing-v3)
 from wm.envs import fast_car_racing  # noqa: E402
+from wm.envs.preprocess import CROP_ROWS, preprocess  # noqa: E402
 
 try:
     from wm.envs import _raster as raster
@@ -229,6 +230,162 @@ def test_state_pixels_render_mode_returns_the_observation():
     pair.reset(seed=10)
     obs = pair.step(np.array([0.0, 0.5, 0.0], dtype=np.float32))[0]
     assert np.array_equal(pair.fast.render(), obs)
+
+
+# ---------------------------------------------------------------- the agent's view
+#
+# `agent_view`: the env also leaves `agent_frame`, which must equal preprocess(gymnasium's frame)
+# byte for byte, and it draws only the rows the crop reads (observation rows 84-95 stay zero).
+
+
+class AgentPair(Pair):
+    """gymnasium's env against ours in the agent's view: the crop and V's 64x64 frame."""
+
+    def __init__(self, name: str, **kwargs):
+        super().__init__(name, **kwargs)
+        self.fast.unwrapped.agent_view = True
+
+    def _check(self, ref_obs, fast_obs, where):
+        assert fast_obs.shape == ref_obs.shape == (96, 96, 3) and fast_obs.dtype == ref_obs.dtype
+        frame = self.fast.unwrapped.agent_frame
+        assert frame.shape == (64, 64, 3) and frame.dtype == np.uint8
+        expected = preprocess(ref_obs)
+        if not np.array_equal(expected, frame):
+            diff = np.argwhere(np.any(expected != frame, axis=-1))
+            pytest.fail(f"{self.name}: {where}: agent frame: {len(diff)} pixels differ, first {diff[:5].tolist()}")
+        if self.fast.unwrapped.use_numba:
+            assert np.array_equal(ref_obs[:CROP_ROWS], fast_obs[:CROP_ROWS]), f"{self.name}: {where}: the crop differs"
+            assert not fast_obs[CROP_ROWS:].any(), f"{self.name}: {where}: rows below the crop were drawn"
+        else:  # the pygame path draws whole frames
+            assert np.array_equal(ref_obs, fast_obs)
+        FRAMES[f"agent view: {self.name}"] += 1
+
+
+@pytest.mark.parametrize("seed", [20, 21])
+def test_agent_view_random_actions(seed):
+    pair = AgentPair(f"random actions seed {seed}")
+    pair.reset(seed=seed)
+    pair.run(random_policy(seed), 200)
+
+
+def test_agent_view_driving_and_indicators_over_the_crop():
+    """On the road (the lap driver), then indicator bars driven up into the rows the crop
+    reads (drawn there, they must be drawn in the agent's view too)."""
+    pair = AgentPair("driving, indicators over the crop")
+    pair.reset(seed=22)
+    pair.run(lap_driver, 150)
+    for t in range(30):
+        for env in (pair.ref.unwrapped, pair.fast.unwrapped):
+            for k, wheel in enumerate(env.car.wheels):
+                wheel.omega = (3000.0, -40000.0, 700.0, 9000.0)[(k + t) % 4] * (1 if t % 2 else -1)
+            env.car.hull.angularVelocity = 80.0 * (-1) ** t
+            env.car.hull.linearVelocity = (400.0 * (t % 4), 300.0)
+        pair.step(np.array([0.3, 0.2, 0.0], dtype=np.float32))
+
+
+def test_agent_view_other_paths():
+    """domain_randomize colours, the GENERIC smoothscale backend, and the pygame path (which
+    computes agent_frame with preprocess itself)."""
+    pair = AgentPair("domain_randomize", domain_randomize=True)
+    pair.reset(seed=23)
+    pair.run(random_policy(23), 80)
+    previous = pygame.transform.get_smoothscale_backend()
+    pygame.transform.set_smoothscale_backend("GENERIC")
+    try:
+        pair = AgentPair("GENERIC smoothscale backend")
+        pair.reset(seed=24)
+        pair.run(random_policy(24), 80)
+    finally:
+        pygame.transform.set_smoothscale_backend(previous)
+    pair = AgentPair("pygame fallback path")
+    pair.fast.unwrapped.use_numba = False
+    pair.reset(seed=25)
+    pair.run(random_policy(25), 40)
+
+
+def test_runner_agent_view_gives_the_same_episodes():
+    """run_batch takes V's frames from the agent's view unless it records frames; both ways
+    give the same returns, steps and actions (random V, M and C; short episodes)."""
+    import torch
+
+    from wm.episodes.agent import WorldModelAgent
+    from wm.episodes.runner import Episode, run_batch
+    from wm.mdn.model import MDNRNN
+    from wm.vae.model import ConvVAE
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # batch 2: threads would only contend with each other
+    try:
+        torch.manual_seed(0)
+        agent = WorldModelAgent(ConvVAE().eval(), MDNRNN().eval(), "z_h", True)
+        params = np.random.default_rng(0).normal(0, 0.1, 867)
+        params[-2] = 0.5
+        episodes = [Episode(params, 30 + k, 40 + k) for k in range(2)]
+        envs = [gym.make("wm/CarRacing-v3", continuous=True) for _ in episodes]
+        viewed = run_batch("wm/CarRacing-v3", agent, episodes, 100, envs=envs)
+        assert not any(env.unwrapped.agent_view for env in envs)  # restored
+        recorded = run_batch("wm/CarRacing-v3", agent, episodes, 100, record=True, envs=envs)
+    finally:
+        torch.set_num_threads(threads)
+    assert all(len(r.frames) == r.steps + 1 for r in recorded)
+    for a, b in zip(viewed, recorded):
+        assert (a.total_return, a.steps, a.tiles, a.ended_by, a.action_mean, a.action_std) == \
+            (b.total_return, b.steps, b.tiles, b.ended_by, b.action_mean, b.action_std)
+
+
+@needs_numba
+def test_pil_resize_port_matches_pil():
+    """`_resample.resize_rgb` against PIL's BILINEAR resize, as preprocess calls it and at
+    other sizes: random, flat and two-level images."""
+    from PIL import Image
+
+    from wm.envs import _resample
+
+    rng = np.random.default_rng(26)
+    for (in_w, in_h, rows), (out_w, out_h) in (((96, 96, 84), (64, 64)), ((96, 96, 96), (64, 64)),
+                                               ((80, 70, 70), (33, 21)), ((50, 40, 37), (45, 30))):
+        horizontal, vertical = _resample.resize_coefficients(in_w, rows, out_w, out_h)
+        scratch = _resample.resize_scratch(in_w, rows, out_w)
+        out = np.zeros((out_h, out_w, 3), np.uint8)
+        for trial in range(90):
+            image = rng.integers(0, 256, (in_h, in_w, 3), dtype=np.uint8)
+            if trial % 3 == 1:
+                image[:] = rng.integers(0, 256, 3, dtype=np.uint8)
+            elif trial % 3 == 2:
+                image = np.where(rng.random((in_h, in_w, 1)) < 0.5, 255, 0).astype(np.uint8).repeat(3, axis=2)
+            expected = np.array(Image.fromarray(image[:rows]).resize((out_w, out_h), Image.Resampling.BILINEAR))
+            _resample.resize_rgb(image, rows, *horizontal, *vertical, out, scratch)
+            assert np.array_equal(expected, out), ((in_w, in_h, rows), (out_w, out_h), trial)
+
+
+@needs_numba
+def test_prepare_frame_quick_cull_drops_only_what_the_exact_tests_drop():
+    """`add_world_polygons`' circle test, against the same frame prepared with circles that
+    never reject: the same polygon list, for random cameras from the zoom-in to full zoom."""
+    env = gym.make("wm/CarRacing-v3")
+    env.reset(seed=27)
+    fast = env.unwrapped
+    rng = np.random.default_rng(27)
+    never = lambda circles: np.concatenate([circles[:, :2], np.full((len(circles), 1), np.inf)], axis=1)
+    for trial in range(200):
+        angle = float(rng.uniform(-7, 7)) if trial % 10 else float(rng.choice([0.0, math.pi / 2, math.pi]))
+        cos_a, sin_a = pygame.math.Vector2(1.0, 0.0).rotate_rad(angle)
+        zoom = float(rng.choice([0.6, 16.2, rng.uniform(0.6, 16.2)]))
+        tile = fast.track[int(rng.integers(len(fast.track)))]
+        center = rng.uniform(-350, 350, 2) if trial % 2 else np.array(tile[2:4])
+        trans = pygame.math.Vector2((-center[0] * zoom, -center[1] * zoom)).rotate_rad(angle)
+        camera = (cos_a, sin_a, zoom, 500 + trans[0], 200 + trans[1])
+        lists = []
+        quick = (fast._grass_circles, fast._road_circles)
+        for circles in (quick, (never(quick[0]), never(quick[1]))):
+            polygons = tuple(np.zeros_like(a) for a in fast._polygons)
+            count = raster.prepare_frame(800, 1000, fast._field, fast._bg_xrgb, fast._grass, circles[0],
+                                         fast._grass_xrgb, fast._road, circles[1], fast._road_colors, camera,
+                                         fast_car_racing.CULL_BOUNDS, fast._car_pose(), fast._hud_values(), *polygons)
+            lists.append((count, [a[:count].copy() for a in polygons]))
+        assert lists[0][0] == lists[1][0], trial
+        for a, b in zip(lists[0][1], lists[1][1]):
+            assert np.array_equal(a, b), trial
 
 
 # ---------------------------------------------------------------- the ports against pygame

@@ -10,7 +10,7 @@ Every one of those is deterministic integer or float32 code, ported here step fo
 - `draw_polygon_spans` <- draw.c `draw_fillpoly` (width 0, more than 3 points): float32
                           crossings floored or ceiled by their parity, then a pass for
                           horizontal edges.
-- `gfx_aaline_pixels`  <- SDL_gfx `_aalineColor(..., draw_endpoint=0)` as `aapolygonColor`
+- `gfx_aaline_band`    <- SDL_gfx `_aalineColor(..., draw_endpoint=0)` as `aapolygonColor`
                           calls it: Cohen-Sutherland clipping in float32 (`gfx_clip_line`),
                           then Wu's lines with 8-bit weights blended by `_putPixelAlpha`.
 - `shrink_band_x`, `shrink_rows` <- smoothscale's `filter_shrink_X` / `filter_shrink_Y`, in the
@@ -132,12 +132,20 @@ def clip_span(x1, x2, width):
 
 
 @njit(cache=True)
-def gfx_polygon_spans(xs, ys, count, width, y_base, y_step, n_rows, counts, lows, highs, crossings):
+def gfx_polygon_spans(xs, ys, count, width, y_base, y_step, n_rows, counts, lows, highs, crossings, row_crossings,
+                      row_found):
     """SDL_gfx `filledPolygonColorMT` (opaque) on the band's rows; xs, ys are Sint16 values.
     Returns the band rows (first, last) it covers and sets `counts` for those rows only.
-    (C sorts the crossings with a subtracting comparator, which would overflow for crossings
-    2^31 apart in 16.16, i.e. 32768 pixels: CarRacing's polygons, the field included, are
-    never that wide.)"""
+
+    C walks the rows and, per row, every edge that the row crosses (y1 <= y < y2, and on the
+    last row y_max the edges ending there), computing `(65536 * (y - y1)) / (y2 - y1)`. Here
+    each edge walks its own rows instead (into `row_crossings`, in edge order): while
+    65536 * (y2 - y1) fits in an int, the numerator never wraps and is never negative, so the
+    quotient can be stepped from row to row with its remainder, exactly, without a division;
+    taller edges divide per row as C does. The crossings of a row are then sorted, as C
+    sorts them, so the order they were found in does not matter. (C's sort uses a
+    subtracting comparator, which would overflow for crossings 2^31 apart in 16.16, i.e.
+    32768 pixels: CarRacing's polygons, the field included, are never that wide.)"""
     y_min = ys[0]
     y_max = ys[0]
     for i in range(1, count):
@@ -146,34 +154,66 @@ def gfx_polygon_spans(xs, ys, count, width, y_base, y_step, n_rows, counts, lows
         elif ys[i] > y_max:
             y_max = ys[i]
     first, last = band_rows(y_min, y_max, y_base, y_step, n_rows)
-    if first <= last:
-        counts[first : last + 1] = 0
+    if first > last:
+        return first, last
+    counts[first : last + 1] = 0
+    row_found[first : last + 1] = 0
+    y_a = y_base + y_step * first
+    y_b = y_base + y_step * last
+    band_y_lo = min(y_a, y_b)
+    band_y_hi = max(y_a, y_b)
+    for i in range(count):
+        previous = count - 1 if i == 0 else i - 1
+        y1 = ys[previous]
+        y2 = ys[i]
+        if y1 < y2:
+            x1 = xs[previous]
+            x2 = xs[i]
+        elif y1 > y2:
+            y2 = ys[previous]
+            y1 = ys[i]
+            x2 = xs[previous]
+            x1 = xs[i]
+        else:
+            continue
+        top = y2 if y2 == y_max else y2 - 1  # the rows C's test admits for this edge
+        y_from = max(y1, band_y_lo)
+        y_to = min(top, band_y_hi)
+        if y_from > y_to:
+            continue
+        dy = y2 - y1
+        dx = x2 - x1
+        base = wrap_int32(65536 * x1)
+        if dy < 32768:
+            numerator = 65536 * (y_from - y1)
+            quotient = numerator // dy
+            remainder = numerator - quotient * dy
+            step_q = 65536 // dy
+            step_r = 65536 - step_q * dy
+            for y in range(y_from, y_to + 1):
+                row = (y - y_base) * y_step
+                row_crossings[row, row_found[row]] = wrap_int32(wrap_int32(quotient * dx) + base)
+                row_found[row] += 1
+                quotient += step_q
+                remainder += step_r
+                if remainder >= dy:
+                    quotient += 1
+                    remainder -= dy
+        else:
+            for y in range(y_from, y_to + 1):
+                row = (y - y_base) * y_step
+                step = c_div(wrap_int32(65536 * (y - y1)), dy)
+                row_crossings[row, row_found[row]] = wrap_int32(wrap_int32(step * dx) + base)
+                row_found[row] += 1
     for row in range(first, last + 1):
-        y = y_base + y_step * row
-        found = 0
-        for i in range(count):
-            previous = count - 1 if i == 0 else i - 1
-            y1 = ys[previous]
-            y2 = ys[i]
-            if y1 < y2:
-                x1 = xs[previous]
-                x2 = xs[i]
-            elif y1 > y2:
-                y2 = ys[previous]
-                y1 = ys[i]
-                x2 = xs[previous]
-                x1 = xs[i]
-            else:
-                continue
-            if (y >= y1 and y < y2) or (y == y_max and y > y1 and y <= y2):
-                step = c_div(wrap_int32(65536 * (y - y1)), y2 - y1)
-                crossings[found] = wrap_int32(wrap_int32(step * (x2 - x1)) + wrap_int32(65536 * x1))
-                found += 1
+        found = row_found[row]
+        for k in range(found):
+            crossings[k] = row_crossings[row, k]
         insertion_sort(crossings, found)
-        for i in range(0, found - 1, 2):
-            xa = wrap_int32(crossings[i] + 1)
+        for k in range(0, found - 1, 2):
+            xa = wrap_int32(crossings[k] + 1)
             xa = (xa >> 16) + ((xa & 32768) >> 15)
-            xb = wrap_int32(crossings[i + 1] - 1)
+            xb = wrap_int32(crossings[k + 1] - 1)
             xb = (xb >> 16) + ((xb & 32768) >> 15)
             visible, first_x, last_x = clip_span(wrap_int16(xa), wrap_int16(xb), width)
             if visible:
@@ -311,18 +351,42 @@ def gfx_clip_line(x1, y1, x2, y2, width, height):
     return False, x1, y1, x2, y2
 
 
+@njit(cache=True, inline="always")
+def put_pixel(band, x, y, alpha, color, width, height, y_base, y_step, n_rows):
+    """SDL_gfx `_putPixelAlpha` on a 32-bit surface without alpha channel, into the band (if
+    the pixel is on the surface and in the band): stored at alpha 255, else blended per
+    channel as d + ((c - d) * alpha >> 8) (its unsigned mask arithmetic amounts to an
+    arithmetic shift of the signed difference)."""
+    if x < 0 or x >= width or y < 0 or y >= height:
+        return
+    i = (y - y_base) * y_step
+    if i < 0 or i >= n_rows:
+        return
+    if alpha == 255:
+        band[x, i] = color
+        return
+    c = np.int64(color)
+    dst = np.int64(band[x, i])
+    dst_r = (dst >> 16) & 255
+    dst_g = (dst >> 8) & 255
+    dst_b = dst & 255
+    red = dst_r + ((((c >> 16) & 255) - dst_r) * alpha >> 8)
+    green = dst_g + ((((c >> 8) & 255) - dst_g) * alpha >> 8)
+    blue = dst_b + (((c & 255) - dst_b) * alpha >> 8)
+    band[x, i] = np.uint32((red << 16) | (green << 8) | blue)
+
+
 @njit(cache=True)
-def gfx_aaline_pixels(x1, y1, x2, y2, width, height, y_lo, y_hi, pixels):
-    """SDL_gfx `_aalineColor(..., draw_endpoint=0)` for an opaque colour: the pixels it
-    writes on logical rows y_lo..y_hi, in its order, as (x, y, alpha) rows of `pixels`
-    (alpha 255 stores, lower alphas blend); returns their number. The walk starts at the first
-    step that reaches those rows: after k steps the error accumulator holds k * adj mod 2^32
-    and has wrapped floor(k * adj / 2^32) times (every time when adj is 0, on a diagonal,
-    where C's `erracc <= erracctmp` always holds)."""
+def gfx_aaline_band(x1, y1, x2, y2, width, height, y_lo, y_hi, band, color, y_base, y_step, n_rows):
+    """SDL_gfx `_aalineColor(..., draw_endpoint=0)` for an opaque colour, each pixel it writes
+    on logical rows y_lo..y_hi put into the band in its order (`put_pixel`: alpha 255 stores,
+    lower alphas blend). The walk starts at the first step that reaches those rows: after k
+    steps the error accumulator holds k * adj mod 2^32 and has wrapped floor(k * adj / 2^32)
+    times (every time when adj is 0, on a diagonal, where C's `erracc <= erracctmp` always
+    holds)."""
     visible, x1, y1, x2, y2 = gfx_clip_line(x1, y1, x2, y2, width, height)
     if not visible or max(y1, y2) < y_lo or min(y1, y2) > y_hi:
-        return 0  # every pixel of the line lies between its clipped end points' rows
-    n = 0
+        return  # every pixel of the line lies between its clipped end points' rows
     xx0, yy0, xx1, yy1 = x1, y1, x2, y2
     if yy0 > yy1:
         xx0, xx1 = xx1, xx0
@@ -338,34 +402,29 @@ def gfx_aaline_pixels(x1, y1, x2, y2, width, height, y_lo, y_hi, pixels):
                 top, bottom = bottom, top
             if x >= 0 and x < width:
                 for y in range(max(top, 0, y_lo), min(bottom, height - 1, y_hi) + 1):
-                    pixels[n, 0], pixels[n, 1], pixels[n, 2] = x, y, 255
-                    n += 1
+                    put_pixel(band, x, y, 255, color, width, height, y_base, y_step, n_rows)
         else:  # pixelColor(x1, y1)
-            pixels[n, 0], pixels[n, 1], pixels[n, 2] = x1, y1, 255
-            n += 1
-        return n
+            put_pixel(band, x1, y1, 255, color, width, height, y_base, y_step, n_rows)
+        return
     if dy == 0:  # hlineColor(xx0, xx0 + dx, y1)
         visible, left, right = clip_span(wrap_int16(xx0), wrap_int16(xx0 + dx), width)
         if visible:
             for x in range(left, right + 1):
-                pixels[n, 0], pixels[n, 1], pixels[n, 2] = x, y1, 255
-                n += 1
-        return n
+                put_pixel(band, x, y1, 255, color, width, height, y_base, y_step, n_rows)
+        return
     xdir = 1
     if dx < 0:
         xdir = -1
         dx = -dx
-    pixels[n, 0], pixels[n, 1], pixels[n, 2] = x1, y1, 255  # the first end point, unweighted
-    n += 1
+    put_pixel(band, x1, y1, 255, color, width, height, y_base, y_step, n_rows)  # the first end point, unweighted
     if dy > dx:  # y-major: step k is on row yy0 + k, at the pixel pair x, x + xdir
         adj = ((((dx << 16) // dy) & 0xFFFFFFFF) << 16) & 0xFFFFFFFF
         for k in range(max(1, y_lo - yy0), min(dy - 1, y_hi - yy0) + 1):
             error = k * adj
             x = xx0 + xdir * (error >> 32)
             weight = ((error & 0xFFFFFFFF) >> 24) & 255
-            pixels[n, 0], pixels[n, 1], pixels[n, 2] = x, yy0 + k, (255 * (255 - weight)) >> 8
-            pixels[n + 1, 0], pixels[n + 1, 1], pixels[n + 1, 2] = x + xdir, yy0 + k, (255 * weight) >> 8
-            n += 2
+            put_pixel(band, x, yy0 + k, (255 * (255 - weight)) >> 8, color, width, height, y_base, y_step, n_rows)
+            put_pixel(band, x + xdir, yy0 + k, (255 * weight) >> 8, color, width, height, y_base, y_step, n_rows)
     else:  # x-major: step k is on column xx0 + k * xdir, at rows yy0 + wraps and the one below
         adj = ((((dy << 16) // dx) & 0xFFFFFFFF) << 16) & 0xFFFFFFFF
         need_lo = y_lo - yy0 - 1  # wraps that bring the lower pixel of the pair onto the rows
@@ -384,10 +443,11 @@ def gfx_aaline_pixels(x1, y1, x2, y2, width, height, y_lo, y_hi, pixels):
                 wraps = error >> 32
                 weight = ((error & 0xFFFFFFFF) >> 24) & 255
             x = xx0 + xdir * k
-            pixels[n, 0], pixels[n, 1], pixels[n, 2] = x, yy0 + wraps, (255 * (255 - weight)) >> 8
-            pixels[n + 1, 0], pixels[n + 1, 1], pixels[n + 1, 2] = x, yy0 + wraps + 1, (255 * weight) >> 8
-            n += 2
-    return n
+            put_pixel(band, x, yy0 + wraps, (255 * (255 - weight)) >> 8, color, width, height, y_base, y_step, n_rows)
+            put_pixel(band, x, yy0 + wraps + 1, (255 * weight) >> 8, color, width, height, y_base, y_step, n_rows)
+    return
+
+
 
 
 # ---------------------------------------------------------------- writing into a band
@@ -443,7 +503,7 @@ def fill_spans(band, first, last, counts, lows, highs, color, clear_outside, lay
 
 
 @njit(cache=True)
-def gfx_aapolygon_band(band, xs, ys, count, color, height, y_base, y_step, n_rows, pixels):
+def gfx_aapolygon_band(band, xs, ys, count, color, height, y_base, y_step, n_rows):
     """SDL_gfx `aapolygonColor` (every edge, the closing one last) on the band's rows, each
     pixel through `_putPixelAlpha` on a 32-bit surface without alpha channel: stored at
     alpha 255, else blended per channel as d + ((c - d) * alpha >> 8) (its unsigned mask
@@ -451,32 +511,10 @@ def gfx_aapolygon_band(band, xs, ys, count, color, height, y_base, y_step, n_row
     width = band.shape[0]
     y_lo = min(y_base, y_base + y_step * (n_rows - 1))
     y_hi = max(y_base, y_base + y_step * (n_rows - 1))
-    red_c = (color >> 16) & 255
-    green_c = (color >> 8) & 255
-    blue_c = color & 255
     for start in range(count):  # edges 0 -> 1, 1 -> 2, ..., then the closing one
         end = start + 1 if start + 1 < count else 0
-        drawn = gfx_aaline_pixels(xs[start], ys[start], xs[end], ys[end], width, height, y_lo, y_hi, pixels)
-        for p in range(drawn):
-            x = pixels[p, 0]
-            y = pixels[p, 1]
-            alpha = pixels[p, 2]
-            if x < 0 or x >= width or y < 0 or y >= height:
-                continue
-            i = (y - y_base) * y_step
-            if i < 0 or i >= n_rows:
-                continue
-            if alpha == 255:
-                band[x, i] = color
-                continue
-            dst = np.int64(band[x, i])
-            dst_r = (dst >> 16) & 255
-            dst_g = (dst >> 8) & 255
-            dst_b = dst & 255
-            red = dst_r + (((red_c - dst_r) * alpha) >> 8)
-            green = dst_g + (((green_c - dst_g) * alpha) >> 8)
-            blue = dst_b + (((blue_c - dst_b) * alpha) >> 8)
-            band[x, i] = np.uint32((red << 16) | (green << 8) | blue)
+        gfx_aaline_band(xs[start], ys[start], xs[end], ys[end], width, height, y_lo, y_hi, band, color, y_base,
+                        y_step, n_rows)
 
 
 # ---------------------------------------------------------------- one CarRacing frame
@@ -527,18 +565,38 @@ def add_polygon(poly_xs, poly_ys, poly_meta, poly_colors, n, kind, xs, ys, count
     return n + 1
 
 
+def polygon_circles(polygons: np.ndarray) -> np.ndarray:
+    """Per polygon (N, k, 2) a circle around it, (center x, center y, radius), for the quick
+    test in `add_world_polygons`."""
+    centers = polygons.mean(axis=1)
+    radii = np.sqrt(((polygons - centers[:, None, :]) ** 2).sum(axis=2)).max(axis=1)
+    return np.ascontiguousarray(np.concatenate([centers, radii[:, None]], axis=1), dtype=np.float64)
+
+
 @njit(cache=True)
-def add_world_polygons(polygons, colors, one_color, use_one_color, camera, cull, height, width,
+def add_world_polygons(polygons, circles, colors, one_color, use_one_color, camera, cull, height, width,
                        poly_xs, poly_ys, poly_meta, poly_colors, n, xs, ys):
     """gymnasium's `_draw_colored_polygon(..., clip=True)` for each polygon, in order: the
     transform, its visibility test on the float points, the Sint16 points gfxdraw takes.
     Polygons that pass its test but whose integer bounding box misses the surface, or lies
-    under the indicator bar, are dropped: their edges all clip away, their spans all miss."""
+    under the indicator bar, are dropped: their edges all clip away, their spans all miss.
+
+    A quick test goes first: the polygon's circle (`polygon_circles`) is transformed, and if
+    the whole circle (its screen radius with a margin far above float rounding) lies left of
+    x = -1, right of x = width, above logical row y_first or below the surface, every vertex
+    does, so the integer bounding box misses (int() truncates toward zero, and the points stay
+    far inside Sint16 range: the test requires it) and the exact tests would drop it too."""
     cos_a, sin_a, zoom, trans_x, trans_y = camera
     cull_lo, cull_hi_x, cull_hi_y = cull
     y_first = height - bar_top_row(height)  # lowest logical row that lands above the bar
     count = polygons.shape[1]
+    scale = abs(zoom) * (1.0 + 1e-6)  # |(cos, sin)| is 1 to within rounding
     for p in range(polygons.shape[0]):
+        cx, cy = rotate_zoom_translate(circles[p, 0], circles[p, 1], cos_a, sin_a, zoom, trans_x, trans_y)
+        reach = circles[p, 2] * scale + 2.0
+        if abs(cx) + reach < 30000.0 and abs(cy) + reach < 30000.0 and (
+                cx + reach < -1.0 or cx - reach > width or cy + reach < y_first or cy - reach > height):
+            continue
         near_screen = False
         for i in range(count):
             px, py = rotate_zoom_translate(polygons[p, i, 0], polygons[p, i, 1], cos_a, sin_a, zoom,
@@ -619,8 +677,8 @@ def add_car_polygons(car, camera, height, poly_xs, poly_ys, poly_meta, poly_colo
 
 
 @njit(cache=True)
-def prepare_frame(height, width, field, bg_color, grass, grass_color, road, road_colors, camera,
-                  cull, car, hud, poly_xs, poly_ys, poly_meta, poly_colors):
+def prepare_frame(height, width, field, bg_color, grass, grass_circles, grass_color, road, road_circles,
+                  road_colors, camera, cull, car, hud, poly_xs, poly_ys, poly_meta, poly_colors):
     """Everything `_render("state_pixels")` draws, in its order, as integer polygons; returns
     their number. `camera` is (cos, sin, zoom, trans_x, trans_y), `cull` gymnasium's bounds,
     `car` the tuple `add_car_polygons` takes, `hud` true speed, four wheel omegas, front joint
@@ -635,9 +693,9 @@ def prepare_frame(height, width, field, bg_color, grass, grass_color, road, road
         xs[i] = wrap_int16(int(px))
         ys[i] = wrap_int16(int(py))
     n = add_polygon(poly_xs, poly_ys, poly_meta, poly_colors, 0, WORLD, xs, ys, 4, bg_color, height)
-    n = add_world_polygons(grass, road_colors, grass_color, True, camera, cull, height, width,
+    n = add_world_polygons(grass, grass_circles, road_colors, grass_color, True, camera, cull, height, width,
                            poly_xs, poly_ys, poly_meta, poly_colors, n, xs, ys)
-    n = add_world_polygons(road, road_colors, grass_color, False, camera, cull, height, width,
+    n = add_world_polygons(road, road_circles, road_colors, grass_color, False, camera, cull, height, width,
                            poly_xs, poly_ys, poly_meta, poly_colors, n, xs, ys)
 
     n = add_car_polygons(car, camera, height, poly_xs, poly_ys, poly_meta, poly_colors, n, xs, ys)
@@ -691,16 +749,17 @@ def draw_band(band, band_lo, n_rows, height, bar_top, poly_xs, poly_ys, poly_met
     """Canvas rows band_lo..band_lo+n_rows-1 of gymnasium's final frame into `band`: the world
     (polygon 0 is the field, drawn on a fresh black surface) above `bar_top`, flipped; then the
     indicator bar and indicators; then the score's pixels."""
-    counts, lows, highs, crossings, layer_lo, layer_hi, pixels = scratch
+    counts, lows, highs, crossings, layer_lo, layer_hi, row_crossings, row_found = scratch
     world_rows = min(n_rows, bar_top - band_lo)  # the bar overdraws every row below it
     flipped_base = height - 1 - band_lo  # logical row of band row 0 before the flip
     if world_rows > 0:
         xs = poly_xs[0]
         ys = poly_ys[0]
         counts[:world_rows] = 0  # the field's fill also clears the rows it does not reach
-        gfx_polygon_spans(xs, ys, 4, band.shape[0], flipped_base, -1, world_rows, counts, lows, highs, crossings)
+        gfx_polygon_spans(xs, ys, 4, band.shape[0], flipped_base, -1, world_rows, counts, lows, highs, crossings,
+                          row_crossings, row_found)
         fill_spans(band, 0, world_rows - 1, counts, lows, highs, poly_colors[0], True, layer_lo, layer_hi)
-        gfx_aapolygon_band(band, xs, ys, 4, poly_colors[0], height, flipped_base, -1, world_rows, pixels)
+        gfx_aapolygon_band(band, xs, ys, 4, poly_colors[0], height, flipped_base, -1, world_rows)
     for p in range(1, n):
         kind = poly_meta[p, 0]
         count = poly_meta[p, 1]
@@ -711,9 +770,9 @@ def draw_band(band, band_lo, n_rows, height, bar_top, poly_xs, poly_ys, poly_met
         ys = poly_ys[p]
         if kind == WORLD:
             first, last = gfx_polygon_spans(xs, ys, count, band.shape[0], flipped_base, -1, rows, counts, lows,
-                                            highs, crossings)
+                                            highs, crossings, row_crossings, row_found)
             fill_spans(band, first, last, counts, lows, highs, poly_colors[p], False, layer_lo, layer_hi)
-            gfx_aapolygon_band(band, xs, ys, count, poly_colors[p], height, flipped_base, -1, rows, pixels)
+            gfx_aapolygon_band(band, xs, ys, count, poly_colors[p], height, flipped_base, -1, rows)
         else:
             base, step = (flipped_base, -1) if kind == CAR else (band_lo, 1)
             first, last = draw_polygon_spans(xs, ys, count, band.shape[0], base, step, rows, counts, lows, highs,
@@ -729,30 +788,51 @@ def draw_band(band, band_lo, n_rows, height, bar_top, poly_xs, poly_ys, poly_met
 @njit(cache=True)
 def band_scratch(band_rows, width):
     """Per-band work arrays: span counts, span ends, crossings, one layer of spans, and the
-    pixels of one anti-aliased edge (at most two per step along its longer axis)."""
+    crossings of a gfxdraw polygon per row (with their counts)."""
     return (np.zeros(band_rows, np.int64), np.zeros((band_rows, MAX_SPANS), np.int64),
             np.zeros((band_rows, MAX_SPANS), np.int64), np.zeros(2 * MAX_POINTS, np.int64),
             np.zeros(band_rows, np.int32), np.zeros(band_rows, np.int32),
-            np.zeros((2 * max(width, band_rows) + 2, 3), np.int64))
+            np.zeros((band_rows, MAX_POINTS), np.int64), np.zeros(band_rows, np.int64))
 
 
 @njit(cache=True)
 def render_observation(band, height, poly_xs, poly_ys, poly_meta, poly_colors, n, score, score_x, score_y,
-                       windows_x, fraction_bits, shrunk, observation):
+                       windows_x, fraction_bits, shrunk, observation, rows_drawn, rows_out):
     """The prepared frame, band by band, each band shrunk in X while in cache; then the Y
-    pass into `observation` (96, 96, 3)."""
+    pass into `observation` (96, 96, 3). Only canvas rows 0..rows_drawn-1 are drawn and
+    shrunk, and only observation rows 0..rows_out-1 written: the full frame is (height, 96);
+    the agent's view (`FastCarRacing.agent_view`) stops above the indicator bar, the rows the
+    preprocessing crop reads (the caller checks that the Y pass reads no row it skipped)."""
     band_rows = band.shape[1]
     bar_top = bar_top_row(height)
     scratch = band_scratch(band_rows, band.shape[0])
     sums = np.zeros((2, band_rows), np.uint32)
     carries = np.zeros((2, band_rows), np.uint32)
     out = np.zeros((shrunk.shape[1], band_rows), np.uint32)
-    for band_lo in range(0, height, band_rows):
-        n_rows = min(band_rows, height - band_lo)
+    for band_lo in range(0, rows_drawn, band_rows):
+        n_rows = min(band_rows, rows_drawn - band_lo)
         draw_band(band, band_lo, n_rows, height, bar_top, poly_xs, poly_ys, poly_meta, poly_colors, n, score,
                   score_x, score_y, scratch)
         shrink_band_x(band, n_rows, windows_x, fraction_bits, shrunk, band_lo, sums, carries, out)
-    shrink_rows(shrunk, observation, fraction_bits)
+    shrink_rows(shrunk, observation, fraction_bits, rows_out)
+
+
+def last_row_read(src_height, dst_height, fraction_bits, rows_out):
+    """The last source row `shrink_rows` reads to write output rows 0..rows_out-1 (the row of
+    its last partial window), replaying its counter."""
+    one = 1 << fraction_bits
+    y_space = one * src_height // dst_height
+    y_counter = y_space
+    out_y = 0
+    for y in range(src_height):
+        if y_counter > one:
+            y_counter -= one
+            continue
+        out_y += 1
+        if out_y == rows_out:
+            return y
+        y_counter = y_space - (one - y_counter)
+    return src_height - 1
 
 
 @njit(cache=True)
@@ -818,19 +898,56 @@ def smoothscale_windows(src_size, dst_size, fraction_bits):
     return starts, bounds, counters, fractions, recip
 
 
+@njit(cache=True, inline="always")
+def shrink_x_pixel(pixel, sum_br, sum_g, counter, fraction, reciprocal, fraction_bits):
+    """One output pixel of `filter_shrink_X`: sum_br (blue and red in 16-bit halves) and sum_g
+    hold the carry plus the window's full pixels, `pixel` is its last, partial one. Returns
+    (output XRGB, carry blue-red, carry green) for the next window."""
+    byte = np.uint32(255)
+    half = np.uint32(0xFFFF)
+    eight = np.uint32(8)
+    sixteen = np.uint32(16)
+    if fraction_bits == 14:
+        # SSE2: mulhi_epu16 of (value << 2) by the counter, add, mulhi by the reciprocal,
+        # packus to a byte
+        b4 = (pixel & byte) << np.uint32(2)
+        g4 = ((pixel >> eight) & byte) << np.uint32(2)
+        r4 = ((pixel >> sixteen) & byte) << np.uint32(2)
+        blue = ((((b4 * counter) >> sixteen) + (sum_br & half)) & half) * reciprocal >> sixteen
+        green = ((((g4 * counter) >> sixteen) + sum_g) & half) * reciprocal >> sixteen
+        red = ((((r4 * counter) >> sixteen) + (sum_br >> sixteen)) & half) * reciprocal >> sixteen
+        carry_br = ((b4 * fraction) >> sixteen) | (((r4 * fraction) >> sixteen) << sixteen)
+        carry_g = (g4 * fraction) >> sixteen
+        return min(blue, byte) | (min(green, byte) << eight) | (min(red, byte) << sixteen), carry_br, carry_g
+    # the C filter: 16 fraction bits, then a (Uint8) cast
+    b = pixel & byte
+    g = (pixel >> eight) & byte
+    r = (pixel >> sixteen) & byte
+    blue = (((sum_br & half) + ((b * counter) >> sixteen)) * reciprocal >> sixteen) & byte
+    green = (((sum_g & half) + ((g * counter) >> sixteen)) * reciprocal >> sixteen) & byte
+    red = (((sum_br >> sixteen) + ((r * counter) >> sixteen)) * reciprocal >> sixteen) & byte
+    carry_br = ((b * fraction) >> sixteen) | (((r * fraction) >> sixteen) << sixteen)
+    carry_g = (g * fraction) >> sixteen
+    return blue | (green << eight) | (red << sixteen), carry_br, carry_g
+
+
 @njit(cache=True)
 def shrink_band_x(band, n_rows, windows, fraction_bits, shrunk, row0, sums, carries, out):
     """`filter_shrink_X` of the band's rows into rows row0.. of `shrunk` (XRGB, 96 wide).
     Per band row, blue and red share one uint32 (two 16-bit halves) and green has another,
     as SSE2 keeps them in 16-bit lanes; the rows are the vector lanes. Results go to `out`
-    (column-major, like the band, so that the loops stay vectorised), then to `shrunk`."""
+    (column-major, like the band, so that the loops stay vectorised), then to `shrunk`.
+
+    The band's pixels must have a zero top byte (every colour drawn has, and the score's
+    pixels are masked): then a plain sum of the window's full pixels is sum(blue) +
+    256 sum(green) + 65536 sum(red) exactly (at most 11 pixels, no uint32 overflow), and
+    minus the blue-red sum it leaves 256 sum(green), one operation a pixel fewer than
+    extracting green. Windows of 9 and 10 full pixels (all of them for 1000 -> 96) are
+    summed and finished in one pass over the rows, in registers."""
     starts, bounds, counters, fractions, recip = windows
     rows = np.uint64(n_rows)
-    low_bytes = np.uint32(0x00FF00FF)
-    byte = np.uint32(255)
-    half = np.uint32(0xFFFF)
+    lb = np.uint32(0x00FF00FF)
     eight = np.uint32(8)
-    sixteen = np.uint32(16)
     reciprocal = np.uint32(recip)
     sum_br, sum_g = sums[0], sums[1]
     carry_br, carry_g = carries[0], carries[1]
@@ -840,67 +957,54 @@ def shrink_band_x(band, n_rows, windows, fraction_bits, shrunk, row0, sums, carr
     for j in range(starts.shape[0]):
         start = starts[j]
         full = bounds[j] - start
-        if full >= 9:  # nine columns at once, in registers
+        if full == 10:
+            for i in range(rows):
+                p0, p1, p2 = band[start, i], band[start + 1, i], band[start + 2, i]
+                p3, p4, p5 = band[start + 3, i], band[start + 4, i], band[start + 5, i]
+                p6, p7, p8, p9 = band[start + 6, i], band[start + 7, i], band[start + 8, i], band[start + 9, i]
+                br = ((p0 & lb) + (p1 & lb) + (p2 & lb) + (p3 & lb) + (p4 & lb) + (p5 & lb) + (p6 & lb)
+                      + (p7 & lb) + (p8 & lb) + (p9 & lb))
+                raw = p0 + p1 + p2 + p3 + p4 + p5 + p6 + p7 + p8 + p9
+                sum_br[i] = carry_br[i] + br
+                sum_g[i] = carry_g[i] + (np.uint32(np.uint32(raw) - np.uint32(br)) >> eight)
+        elif full == 9:
             for i in range(rows):
                 p0, p1, p2 = band[start, i], band[start + 1, i], band[start + 2, i]
                 p3, p4, p5 = band[start + 3, i], band[start + 4, i], band[start + 5, i]
                 p6, p7, p8 = band[start + 6, i], band[start + 7, i], band[start + 8, i]
-                sum_br[i] = (carry_br[i] + (p0 & low_bytes) + (p1 & low_bytes) + (p2 & low_bytes)
-                             + (p3 & low_bytes) + (p4 & low_bytes) + (p5 & low_bytes)
-                             + (p6 & low_bytes) + (p7 & low_bytes) + (p8 & low_bytes))
-                sum_g[i] = (carry_g[i] + ((p0 >> eight) & byte) + ((p1 >> eight) & byte) + ((p2 >> eight) & byte)
-                            + ((p3 >> eight) & byte) + ((p4 >> eight) & byte) + ((p5 >> eight) & byte)
-                            + ((p6 >> eight) & byte) + ((p7 >> eight) & byte) + ((p8 >> eight) & byte))
-            done = 9
+                br = ((p0 & lb) + (p1 & lb) + (p2 & lb) + (p3 & lb) + (p4 & lb) + (p5 & lb) + (p6 & lb)
+                      + (p7 & lb) + (p8 & lb))
+                raw = p0 + p1 + p2 + p3 + p4 + p5 + p6 + p7 + p8
+                sum_br[i] = carry_br[i] + br
+                sum_g[i] = carry_g[i] + (np.uint32(np.uint32(raw) - np.uint32(br)) >> eight)
         else:
             for i in range(rows):
-                sum_br[i] = carry_br[i]
-                sum_g[i] = carry_g[i]
-            done = 0
-        for x in range(start + done, bounds[j]):
+                sum_br[i] = 0
+                sum_g[i] = 0  # the plain sum, first
+            for x in range(start, bounds[j]):
+                for i in range(rows):
+                    sum_br[i] += band[x, i] & lb
+                    sum_g[i] += band[x, i]
             for i in range(rows):
-                sum_br[i] += band[x, i] & low_bytes
-                sum_g[i] += (band[x, i] >> eight) & byte
+                sum_g[i] = carry_g[i] + ((sum_g[i] - sum_br[i]) >> eight)
+                sum_br[i] += carry_br[i]
         boundary = bounds[j]
         counter = np.uint32(counters[j])
         fraction = np.uint32(fractions[j])
-        if fraction_bits == 14:
-            # SSE2: mulhi_epu16 of (value << 2) by the counter, add, mulhi by the reciprocal,
-            # packus to a byte
-            for i in range(rows):
-                pixel = band[boundary, i]
-                b4 = (pixel & byte) << np.uint32(2)
-                g4 = ((pixel >> eight) & byte) << np.uint32(2)
-                r4 = ((pixel >> sixteen) & byte) << np.uint32(2)
-                blue = ((((b4 * counter) >> sixteen) + (sum_br[i] & half)) & half) * reciprocal >> sixteen
-                green = ((((g4 * counter) >> sixteen) + sum_g[i]) & half) * reciprocal >> sixteen
-                red = ((((r4 * counter) >> sixteen) + (sum_br[i] >> sixteen)) & half) * reciprocal >> sixteen
-                carry_br[i] = ((b4 * fraction) >> sixteen) | (((r4 * fraction) >> sixteen) << sixteen)
-                carry_g[i] = (g4 * fraction) >> sixteen
-                out[j, i] = min(blue, byte) | (min(green, byte) << eight) | (min(red, byte) << sixteen)
-        else:
-            # the C filter: 16 fraction bits, then a (Uint8) cast
-            for i in range(rows):
-                pixel = band[boundary, i]
-                b = pixel & byte
-                g = (pixel >> eight) & byte
-                r = (pixel >> sixteen) & byte
-                blue = (((sum_br[i] & half) + ((b * counter) >> sixteen)) * reciprocal >> sixteen) & byte
-                green = (((sum_g[i] & half) + ((g * counter) >> sixteen)) * reciprocal >> sixteen) & byte
-                red = (((sum_br[i] >> sixteen) + ((r * counter) >> sixteen)) * reciprocal >> sixteen) & byte
-                carry_br[i] = ((b * fraction) >> sixteen) | (((r * fraction) >> sixteen) << sixteen)
-                carry_g[i] = (g * fraction) >> sixteen
-                out[j, i] = blue | (green << eight) | (red << sixteen)
+        for i in range(rows):
+            out[j, i], carry_br[i], carry_g[i] = shrink_x_pixel(band[boundary, i], sum_br[i], sum_g[i], counter,
+                                                                fraction, reciprocal, fraction_bits)
     for i in range(n_rows):
         for j in range(starts.shape[0]):
             shrunk[row0 + i, j] = out[j, i]
 
 
 @njit(cache=True)
-def shrink_rows(shrunk_x, observation, fraction_bits):
+def shrink_rows(shrunk_x, observation, fraction_bits, rows_out=-1):
     """`filter_shrink_Y` of rows of XRGB pixels (height, width) into `observation` (new_height,
     width, 3) RGB, the array gymnasium returns. Rows the filter never writes stay as they are
-    (pygame's new surfaces start zeroed).
+    (pygame's new surfaces start zeroed). With `rows_out` >= 0 it stops after that many output
+    rows (and reads no source row below the last of them, `last_row_read`).
 
     Per column the accumulator holds blue and red in the two 16-bit halves of one uint32 and
     green in another, so each row is one vectorised pass; an output row sums fewer than 257
@@ -964,6 +1068,8 @@ def shrink_rows(shrunk_x, observation, fraction_bits):
                     green[x] = (g * frac) >> sixteen
                     out_rows[out_y, x] = blue | (grn << eight) | (red << sixteen)
         out_y += 1
+        if out_y == rows_out:
+            break
         y_counter = y_space - y_frac
     for y in range(min(out_y, dst_height)):
         for x in range(width):

@@ -15,6 +15,12 @@ subclasses it); only the drawing of the 96x96 observation changes:
 Both paths keep gymnasium's float arithmetic and drawing order, so every pixel is the same;
 docs/fast_env.md says why, with the traps. `render_mode="rgb_array"` and `"human"` frames
 (600x400 video, with skid marks) go through gymnasium's renderer unchanged.
+
+The agent's view (opt-in, `env.unwrapped.agent_view = True`, what wm.episodes.runner asks for):
+every `state_pixels` frame also leaves `agent_frame`, the 64x64 frame V sees, byte for byte
+`preprocess(frame)`; on the numba path only the canvas rows above the indicator bar are drawn
+(the crop's 84 observation rows read no other), observation rows 84-95 stay zero, and the crop is
+resized by a numba port of PIL's resampler (`wm.envs._resample`).
 """
 
 from __future__ import annotations
@@ -38,10 +44,12 @@ from gymnasium.envs.box2d.car_racing import (
 )
 from pygame import gfxdraw
 
+from wm.envs.preprocess import CROP_ROWS, FRAME_SIZE, preprocess
+
 try:  # numba is optional: without it the pygame path below is used (correct, slower)
-    from wm.envs import _raster
+    from wm.envs import _raster, _resample
 except ImportError:  # pragma: no cover - exercised only where numba is missing
-    _raster = None
+    _raster = _resample = None
 
 XRGB8888_MASKS = (0xFF0000, 0xFF00, 0xFF, 0)  # gymnasium's surface format, which the ports assume
 BAND_ROWS = 128  # frame rows drawn, then shrunk in X, at a time (512 kB: they stay in cache)
@@ -125,6 +133,7 @@ class FastCarRacing(CarRacing):
         self._grass = grass_polygons()
         self._field = field_polygon()
         self._road = np.zeros((0, 4, 2))
+        self._grass_circles = self._road_circles = np.zeros((0, 3))  # for prepare_frame's quick test
         self._road_colors = np.zeros((0, 3))
         self._bg_xrgb = self._grass_xrgb = np.uint32(0)
         self._font = None
@@ -136,6 +145,14 @@ class FastCarRacing(CarRacing):
         self._car_template = None  # (car, *_car_polygon_template(car)), rebuilt for each new car
         self._world_surface: pygame.Surface | None = None  # the pygame path's drawing surface
         self._fast_path_ok: bool | None = None
+        # The agent's view (opt-in, set by wm.episodes.runner): each state_pixels frame also
+        # leaves `agent_frame` = preprocess(frame), and the numba path then draws only what the
+        # preprocessing crop reads (observation rows 84-95, the indicator bar, stay zero).
+        self.agent_view = False
+        self.agent_frame: np.ndarray | None = None
+        self._agent_rows_cache: dict[int, tuple[int, int]] = {}
+        self._resize = None  # (horizontal, vertical) PIL coefficients and scratch, for agent_frame
+        self._agent_frame_of = None  # the observation agent_frame was made from on the numba path
 
     # ------------------------------------------------------------------ track
 
@@ -160,6 +177,8 @@ class FastCarRacing(CarRacing):
                 tile.color = self._road_colors[k]
                 self.road_poly[k] = (poly, tile.color)
         if _raster is not None:
+            self._grass_circles = _raster.polygon_circles(self._grass)
+            self._road_circles = _raster.polygon_circles(self._road)
             capacity = 1 + len(self._grass) + len(self._road) + 16 + 8  # field, grass, road, car, bar
             self._polygons = (
                 np.zeros((capacity, _raster.MAX_POINTS), dtype=np.int64),
@@ -171,19 +190,42 @@ class FastCarRacing(CarRacing):
     # ------------------------------------------------------------------ rendering
 
     def _render(self, mode: str):
-        if mode != "state_pixels" or "t" not in self.__dict__ or not self._fast_path_usable():
+        if mode != "state_pixels":
             return super()._render(mode)
+        observation = self._render_state_pixels()
+        if self.agent_view and not (observation is not None and self._agent_frame_of is observation):
+            self.agent_frame = preprocess(observation)  # every path but numba's (which leaves it itself)
+        return observation
+
+    def _render_state_pixels(self):
+        if "t" not in self.__dict__ or not self._fast_path_usable():
+            return super()._render("state_pixels")
         pygame.font.init()
         if self.clock is None:
             self.clock = pygame.time.Clock()
         camera = self._camera()
-        if not (all(math.isfinite(v) for v in (camera[0], camera[1], *camera[2])) and np.isfinite(self._hud_values()).all()):
+        hud = self._hud_values()
+        if not (math.isfinite(camera[0]) and math.isfinite(camera[1]) and math.isfinite(camera[2][0])
+                and math.isfinite(camera[2][1]) and all(math.isfinite(v) for v in hud)):
             # A NaN action makes a NaN car: gymnasium's renderer raises ValueError on it, and so must
             # we (the ported rasterisers would loop over NaN-cast coordinates instead).
-            return super()._render(mode)
+            return super()._render("state_pixels")
         if self.use_numba and pygame.transform.get_smoothscale_backend() in _raster.SMOOTHSCALE_FRACTION_BITS:
-            return self._render_numba(camera)
+            return self._render_numba(camera, hud)
         return self._render_pygame(camera)
+
+    def _agent_rows(self, fraction_bits: int) -> tuple[int, int]:
+        """(canvas rows drawn, observation rows written) for the agent's view: the rows above the
+        indicator bar, if the Y pass of smoothscale reads none below them for the crop's 84 rows
+        (it does not: row 699 is the last; checked, per backend), else the whole frame."""
+        if fraction_bits not in self._agent_rows_cache:
+            bar_top = _raster.bar_top_row(WINDOW_H)
+            last = _raster.last_row_read(WINDOW_H, STATE_H, fraction_bits, CROP_ROWS)
+            self._agent_rows_cache[fraction_bits] = (bar_top, CROP_ROWS) if last < bar_top else (WINDOW_H, STATE_H)
+        if self._resize is None:
+            horizontal, vertical = _resample.resize_coefficients(STATE_W, CROP_ROWS, FRAME_SIZE, FRAME_SIZE)
+            self._resize = (horizontal, vertical, _resample.resize_scratch(STATE_W, CROP_ROWS, FRAME_SIZE))
+        return self._agent_rows_cache[fraction_bits]
 
     def _fast_path_usable(self) -> bool:
         """The ported routines assume gymnasium's surface is 32-bit XRGB, as it is without a
@@ -196,30 +238,28 @@ class FastCarRacing(CarRacing):
     def _camera(self):
         """`_render`'s transformation, with pygame's Vector2 as gymnasium uses it; (cos, sin)
         come from the same `rotate_rad`, special cases at multiples of pi/2 included."""
-        angle = -self.car.hull.angle
+        hull = self.car.hull
+        angle = -hull.angle
         zoom = 0.1 * SCALE * max(1 - self.t, 0) + ZOOM * SCALE * min(self.t, 1)
-        scroll_x = -(self.car.hull.position[0]) * zoom
-        scroll_y = -(self.car.hull.position[1]) * zoom
+        position = hull.position
+        scroll_x = -(position[0]) * zoom
+        scroll_y = -(position[1]) * zoom
         trans = pygame.math.Vector2((scroll_x, scroll_y)).rotate_rad(angle)
         trans = (WINDOW_W / 2 + trans[0], WINDOW_H / 4 + trans[1])
         cos_a, sin_a = pygame.math.Vector2(1.0, 0.0).rotate_rad(angle)
         return angle, zoom, trans, cos_a, sin_a
 
-    def _hud_values(self) -> np.ndarray:
+    def _hud_values(self) -> tuple[float, ...]:
+        """`_render_indicators`'s inputs: true speed, the four wheel omegas, the front joint
+        angle, the hull's angular velocity. Its `np.sqrt(np.square(vx) + np.square(vy))` on the
+        float components is IEEE double arithmetic, which math.sqrt(vx * vx + vy * vy) repeats
+        exactly (squaring is one rounded product, sqrt is correctly rounded in both)."""
         car = self.car
-        true_speed = np.sqrt(np.square(car.hull.linearVelocity[0]) + np.square(car.hull.linearVelocity[1]))
-        return np.array(
-            [
-                true_speed,
-                car.wheels[0].omega,
-                car.wheels[1].omega,
-                car.wheels[2].omega,
-                car.wheels[3].omega,
-                car.wheels[0].joint.angle,
-                car.hull.angularVelocity,
-            ],
-            dtype=np.float64,
-        )
+        hull = car.hull
+        vx, vy = hull.linearVelocity
+        wheels = car.wheels
+        return (math.sqrt(vx * vx + vy * vy), wheels[0].omega, wheels[1].omega, wheels[2].omega, wheels[3].omega,
+                wheels[0].joint.angle, hull.angularVelocity)
 
     def _score(self):
         """The score text as gymnasium draws it, rendered once per distinct string: the text
@@ -234,16 +274,18 @@ class FastCarRacing(CarRacing):
             text_rect.center = (60, WINDOW_H - WINDOW_H * 2.5 / 40.0)
             blitted = pygame.Surface(text.get_size())
             blitted.blit(text, (0, 0))
-            pixels = np.ascontiguousarray(pygame.surfarray.array2d(blitted).T.astype(np.uint32))
+            # XRGB with the unused top byte cleared: smoothscale's X pass (`shrink_band_x`) needs it zero
+            pixels = np.ascontiguousarray(pygame.surfarray.array2d(blitted).T.astype(np.uint32) & np.uint32(0xFFFFFF))
             cached = (text, text_rect, pixels)
             if len(self._score_cache) > 4096:  # scores are few; bound the cache anyway
                 self._score_cache.clear()
             self._score_cache[string] = cached
         return cached
 
-    def _render_numba(self, camera):
+    def _render_numba(self, camera, hud):
         """The frame as integer polygons (`prepare_frame`), then drawn and shrunk band by band
-        with smoothscale's arithmetic for the backend pygame uses (`render_observation`)."""
+        with smoothscale's arithmetic for the backend pygame uses (`render_observation`); in the
+        agent's view only the rows the crop reads, then the crop resized as PIL resizes it."""
         _, zoom, trans, cos_a, sin_a = camera
         _, text_rect, score_pixels = self._score()
         count = _raster.prepare_frame(
@@ -252,21 +294,30 @@ class FastCarRacing(CarRacing):
             self._field,
             self._bg_xrgb,
             self._grass,
+            self._grass_circles,
             self._grass_xrgb,
             self._road,
+            self._road_circles,
             self._road_colors,
             (cos_a, sin_a, zoom, trans[0], trans[1]),
             CULL_BOUNDS,
             self._car_pose(),
-            self._hud_values(),
+            hud,
             *self._polygons,
         )
         fraction_bits = _raster.SMOOTHSCALE_FRACTION_BITS[pygame.transform.get_smoothscale_backend()]
         if self._windows_x is None or self._windows_x[0] != fraction_bits:
             self._windows_x = (fraction_bits, _raster.smoothscale_windows(WINDOW_W, STATE_W, fraction_bits))
         observation = np.zeros((STATE_H, STATE_W, 3), dtype=np.uint8)  # C order, as `_create_image_array`'s
+        rows_drawn, rows_out = self._agent_rows(fraction_bits) if self.agent_view else (WINDOW_H, STATE_H)
         _raster.render_observation(self._band, WINDOW_H, *self._polygons, count, score_pixels, text_rect.x,
-                                   text_rect.y, self._windows_x[1], fraction_bits, self._shrunk, observation)
+                                   text_rect.y, self._windows_x[1], fraction_bits, self._shrunk, observation,
+                                   rows_drawn, rows_out)
+        if self.agent_view:
+            frame = np.empty((FRAME_SIZE, FRAME_SIZE, 3), dtype=np.uint8)
+            _resample.resize_rgb(observation, CROP_ROWS, *self._resize[0], *self._resize[1], frame, self._resize[2])
+            self.agent_frame = frame
+            self._agent_frame_of = observation
         return observation
 
     def _car_pose(self):
@@ -278,12 +329,14 @@ class FastCarRacing(CarRacing):
             self._car_template = (car, *self._car_polygon_template(car))
         _, points, offsets, bodies, colors, stripes, stripe_polygons = self._car_template
         wheel_r, size = car_dynamics.WHEEL_R, car_dynamics.SIZE
-        transforms = np.empty((len(car.drawlist), 4), dtype=np.float32)
-        for k, obj in enumerate(car.drawlist):
+        values = []
+        for obj in car.drawlist:
             trans = obj.transform
             position, rotation = trans.position, trans.q
-            transforms[k] = (position[0], position[1], rotation.c, rotation.s)
-        for k, wheel in enumerate(car.wheels):
+            values += (position.x, position.y, rotation.c, rotation.s)
+        transforms = np.array(values, dtype=np.float32).reshape(-1, 4)  # float32 values, stored exactly
+        rows = []
+        for wheel in car.wheels:
             # Car.draw's arithmetic for the white stripe of a wheel
             a1 = wheel.phase
             a2 = wheel.phase + 1.2  # radians
@@ -292,13 +345,14 @@ class FastCarRacing(CarRacing):
             c1 = math.cos(a1)
             c2 = math.cos(a2)
             if s1 > 0 and s2 > 0:
-                stripes[k, 0] = 0.0
+                rows += (0.0, 0.0, 0.0)
                 continue
             if s1 > 0:
                 c1 = np.sign(c1)
             if s2 > 0:
                 c2 = np.sign(c2)
-            stripes[k] = (1.0, +wheel_r * c1 * size, +wheel_r * c2 * size)
+            rows += (1.0, +wheel_r * c1 * size, +wheel_r * c2 * size)
+        stripes = np.array(rows, dtype=np.float64).reshape(-1, 3)
         return points, offsets, bodies, colors, transforms, stripes, stripe_polygons
 
     @staticmethod

@@ -49,12 +49,34 @@ class EpisodeResult:
 
 def run_batch(env_id: str, agent: WorldModelAgent, episodes: list[Episode], max_steps: int,
               no_progress_steps: int = 0, record: bool = False, envs: list | None = None,
-              timings: dict[str, float] | None = None) -> list[EpisodeResult]:
+              timings: dict[str, float] | None = None, agent_view: bool = True,
+              clock=time.perf_counter) -> list[EpisodeResult]:
     """Run every episode to its end, all in lockstep. `envs` may pass environments to reuse;
-    `timings` (if given) accumulates seconds spent in env / preprocess / models."""
+    `timings` (if given) accumulates seconds spent in env / preprocess / models, read from
+    `clock` (benchmarks pass time.thread_time on a shared machine). `agent_view` False makes
+    V's frames come from preprocess of the full frames even on the fast env (the same bytes,
+    slower; for benchmarks)."""
     envs = envs or [make_env(env_id) for _ in episodes]
     n = len(episodes)
-    obs = np.stack([env.reset(seed=ep.track_seed)[0] for env, ep in zip(envs, episodes)])
+    # The fast env's agent view: each step also leaves the frame V sees, preprocess(observation),
+    # drawn without the indicator bar the crop drops (byte-identical; docs/fast_env.md). Off when
+    # the 96x96 frames are recorded, and for gymnasium's env.
+    agent_view = agent_view and not record and all(hasattr(env.unwrapped, "agent_view") for env in envs[:n])
+    previous_views = [env.unwrapped.agent_view for env in envs[:n]] if agent_view else []
+    for env in envs[:n] if agent_view else ():
+        env.unwrapped.agent_view = True
+    try:
+        return _run_batch(envs, agent, episodes, max_steps, no_progress_steps, record, timings, agent_view, clock)
+    finally:
+        for env, previous in zip(envs, previous_views):
+            env.unwrapped.agent_view = previous
+
+
+def _run_batch(envs, agent, episodes, max_steps, no_progress_steps, record, timings, agent_view, clock):
+    n = len(episodes)
+    obs = [env.reset(seed=ep.track_seed)[0] for env, ep in zip(envs, episodes)]
+    if not agent_view:
+        obs = np.stack(obs)
     noise_rngs = [np.random.default_rng(ep.noise_seed) for ep in episodes]
     params = torch.from_numpy(np.stack([ep.params for ep in episodes]).astype(np.float32))
     hidden = agent.mdn.hidden
@@ -67,11 +89,13 @@ def run_batch(env_id: str, agent: WorldModelAgent, episodes: list[Episode], max_
     recorded = [[o] for o in obs] if record else None
     active = np.arange(n)  # indices of episodes still running; obs, h, state hold their rows only
     z_dim = agent.vae.z_dim
-    clock = time.perf_counter
     spent = {"env": 0.0, "preprocess": 0.0, "models": 0.0}
     for t in range(max_steps):
         t0 = clock()
-        frames = preprocess_batch(obs)
+        if agent_view:
+            frames = np.stack([envs[i].unwrapped.agent_frame for i in active])
+        else:
+            frames = preprocess_batch(obs)
         t1 = clock()
         noise = np.stack([noise_rngs[i].standard_normal(z_dim, dtype=np.float32) for i in active])
         z = agent.encode(frames, noise)
@@ -105,7 +129,8 @@ def run_batch(env_id: str, agent: WorldModelAgent, episodes: list[Episode], max_
                 ended_by[i] = "no_progress"
             else:
                 keep.append(row)
-                next_obs.append(o)
+                if not agent_view:
+                    next_obs.append(o)
         if not keep:
             break
         if len(keep) < len(active):
@@ -113,7 +138,8 @@ def run_batch(env_id: str, agent: WorldModelAgent, episodes: list[Episode], max_
             h = h[index]
             state = (state[0][:, index], state[1][:, index])
             active = active[keep]
-        obs = np.stack(next_obs)
+        if not agent_view:
+            obs = np.stack(next_obs)
     if timings is not None:
         for key, seconds in spent.items():
             timings[key] = timings.get(key, 0.0) + seconds
