@@ -15,7 +15,7 @@ STAGES = """stages, in the order of the data:
   train-vae          fit V on the frames; fails if V collapses to the mean frame
   encode             V's (mu, log sigma^2) for every frame of a shard, for M
   train-mdn          fit M (MDN-RNN) on the latent sequences
-  train-controller   evolve C with CMA-ES in the real environment (resumes from its checkpoint)
+  train-controller   evolve C with CMA-ES, in the real environment or M's dream (resumes from its checkpoint)
   diagnose           a CMA-ES run's fitness spread across tracks and how its episodes ended
   evaluate           score the agent on held-out tracks
   dream              roll M forward from a real frame and decode it with V into a GIF
@@ -78,12 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train-controller", help="evolve C with CMA-ES (resumable)",
                        description="CMA-ES (pycma) over the linear controller's parameters, fitness measured in "
-                                   "the real environment. Checkpoints every generation to --out/checkpoint.pkl; "
+                                   "the real environment (or, with controller.environment: dream, inside M: "
+                                   "--latents needed; held-out scores stay real). Checkpoints every generation to --out/checkpoint.pkl; "
                                    "rerunning the same command resumes, raising controller.generations extends a "
                                    "finished run, and a checkpoint saved with other settings is refused.")
     _config(p)
     p.add_argument("--variant", choices=VARIANTS, required=True, help="z_h: C sees [z, h]; z: C sees z only")
     _models(p)
+    p.add_argument("--latents", type=Path, nargs="+",
+                   help="controller.environment dream only: latent stores (`wm encode`) whose first frames "
+                        "start the dream rollouts")
     p.add_argument("--out", type=Path, required=True, help="output folder")
 
     p = sub.add_parser("diagnose", help="a CMA-ES run's fitness spread across tracks and how episodes ended",
@@ -107,7 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", type=Path, required=True, help="rollout shard; its first episode is used")
     p.add_argument("--start", type=int, help="start frame (default: mdn.dream_start)")
     p.add_argument("--steps", type=int, help="steps to dream (default: mdn.dream_steps)")
-    p.add_argument("--temperature", type=float, help="tau (default: mdn.temperature)")
+    p.add_argument("--temperature", type=float,
+                   help="tau (default: mdn.temperature; with --controller, controller.dream_temperature)")
+    p.add_argument("--controller", type=Path,
+                   help="C drives in the dream instead of the recorded actions (M needs its reward head); "
+                        "starts at frame 0 unless --start, runs up to controller.dream_max_steps unless --steps")
     p.add_argument("--out", type=Path, required=True, help="GIF to write")
 
     p = sub.add_parser("export", help="write V (float16), M and C(s) as small files to share",
@@ -159,7 +167,7 @@ def dispatch(args, config) -> int:
     elif args.command == "train-controller":
         from wm.controller.train import train_controller
 
-        train_controller(config, args.variant, args.vae, args.mdn, args.out)
+        train_controller(config, args.variant, args.vae, args.mdn, args.out, args.latents)
     elif args.command == "diagnose":
         from wm.controller.diagnostics import diagnose
 
@@ -175,7 +183,8 @@ def dispatch(args, config) -> int:
     elif args.command == "dream":
         from wm.mdn.dream import dream
 
-        dream(config, args.vae, args.mdn, args.shard, args.out, args.start, args.steps, args.temperature)
+        dream(config, args.vae, args.mdn, args.shard, args.out, args.start, args.steps, args.temperature,
+              args.controller)
     return 0
 
 

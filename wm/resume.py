@@ -13,6 +13,14 @@ The same command resumes from that state, and an uninterrupted run and a resumed
   is refused. The others change neither the trained result nor its bits.
 - The checkpoint stays after the stage finishes, so that a finished run can be extended, and a
   rerun of the finished command writes the same outputs again without training.
+- Keys added to a stage after checkpoints of it existed (LATER_KEYS) are fingerprinted only when
+  they differ from the value that reproduces the earlier behaviour: a checkpoint saved before the
+  key existed has no entry for it, and the code did then what the key's default does now, so the
+  two must match. A non-default value is fingerprinted as any key is, so a run with it neither
+  resumes an older checkpoint nor is resumed by a run at the default. (Without this rule every
+  new knob would refuse every existing checkpoint with "(unset) -> default".) A key may only be
+  added to LATER_KEYS with the value that gives, bit for bit, what the code did before it existed;
+  and that value must stay the key's default in the schema.
 - The CPU code path that decided the rounding (wm.runtime.numerics_signature) is saved too; a
   resume on another kind of CPU is allowed and says that the rest of the run will round differently.
 """
@@ -33,6 +41,14 @@ MAY_DIFFER = {
     "mdn": {"epochs", "temperature", "dream_start", "dream_steps"},
     "controller": {"generations", "ranks", "worker_timeout", "variants"},
 }
+# Keys added after checkpoints existed, with the value that reproduces the code before them: left out
+# of the fingerprint at that value (the rule above). Issue 15 (learning inside M's dream) added them.
+LATER_KEYS = {
+    "vae": {},
+    "mdn": {"reward_weight": 0.0, "done_weight": 0.0},
+    "controller": {"environment": "real", "dream_temperature": 1.15, "dream_max_steps": 1000,
+                   "dream_batch": 1024, "dream_done_threshold": 0.5},
+}
 # The key that says how long a stage runs: raising it extends a finished run.
 LENGTH = {"vae": "epochs", "mdn": "epochs", "controller": "generations"}
 
@@ -44,8 +60,9 @@ class ResumeError(ValueError):
 def fingerprint(config: dict, stage: str, **extra) -> dict:
     """Every result-changing setting of `stage` as flat dotted keys, the run seed, and `extra`
     (input digests, env id, threads, device: whatever else the stage's result depends on)."""
+    later = LATER_KEYS.get(stage, {})
     keys = {f"{stage}.{key}": value for key, value in sorted(config[stage].items())
-            if key not in MAY_DIFFER[stage]}
+            if key not in MAY_DIFFER[stage] and not (key in later and value == later[key])}
     return {**keys, "seed": config["seed"], **extra}
 
 

@@ -1,5 +1,10 @@
 """`wm train-controller`: evolve C with CMA-ES (pycma's ask/tell), fitness = mean return
 over `rollouts` tracks in the real environment minus the original code's L2 penalty.
+With controller.environment: dream the rollouts run inside M instead (wm/episodes/dream.py:
+M's reward and done heads, temperature controller.dream_temperature, starts from --latents' first
+frames); the same loop, checkpoints and logs, and the periodic held-out score still in the real
+environment, so log.csv shows how the dream's controller transfers (its `frames` then counts dream
+steps).
 
 Candidates of a generation share their tracks (common random numbers). After every
 generation the whole optimizer state is checkpointed atomically; the same command
@@ -15,6 +20,7 @@ from __future__ import annotations
 import json
 import pickle
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import cma
@@ -30,7 +36,8 @@ from wm.episodes.runner import ChunkRunner, EpisodeSettings
 from wm.files import atomic_path, file_digest, save_torch, versions, write_csv
 from wm.metrics import MetricsWriter, duration, metrics_writer
 from wm.report import plot_curves
-from wm.resume import check_length, fingerprint, load_resumable
+from wm.resume import check_length, fingerprint, load_resumable, stores_digest
+from wm.rollouts.readers import open_stores
 from wm.runtime import numerics_signature, torch_threads
 from wm.seeding import derive_seed, seeds
 
@@ -44,15 +51,26 @@ def init_path(config: dict, variant: str) -> Path | None:
     return None if init == "zeros" else Path(init.format(variant=variant))
 
 
-def run_fingerprint(config: dict, variant: str, vae_path: Path, mdn_path: Path) -> dict:
+def run_fingerprint(config: dict, variant: str, vae_path: Path, mdn_path: Path,
+                    latents: list[Path] | None = None) -> dict:
     """What a checkpoint must match to be resumed (wm/resume.py): every controller setting but the
-    few that may differ, the env, the exact V, M and warm start, and the thread count (rounding)."""
+    few that may differ, the env, the exact V, M and warm start, and the thread count (rounding).
+    A dream run adds its first frames' content (`latents`) and the device the dream runs on; a real
+    run has neither key, so its fingerprint is what it was before dreams existed."""
     init = init_path(config, variant)
+    dream = {"dream_starts": stores_digest(open_stores(latents, "latents")),
+             "dream_device": dream_device(config).type} if latents else {}
     return fingerprint(config, "controller", variant=variant, parameters=parameter_count(variant),
                        env_id=config["env"]["id"], vae=file_digest(vae_path), mdn=file_digest(mdn_path),
                        torch_threads=torch.get_num_threads(),
                        # the warm start by content, not by where it lies
-                       **{"controller.init": file_digest(init) if init else "zeros"})
+                       **{"controller.init": file_digest(init) if init else "zeros"}, **dream)
+
+
+def dream_device(config: dict) -> torch.device:
+    """Where the dream runs: the GPU when there is one and config's device allows it."""
+    wanted = config["device"]
+    return torch.device("cuda" if wanted in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
 
 
 def read_checkpoint(path: Path) -> dict:
@@ -88,11 +106,22 @@ def new_state(config: dict, variant: str, expected: dict) -> dict:
             "best_fitness": -np.inf, "log": [], "numpy_random_state": np.random.get_state()}
 
 
-def build_runner(config: dict, variant: str, vae_path: Path, mdn_path: Path) -> ChunkRunner:
+def build_runner(config: dict, variant: str, vae_path: Path, mdn_path: Path, latents: list[Path] | None = None):
+    """The farm's chunk runner: real rollouts (ChunkRunner), or with controller.environment: dream a
+    DreamRunner (dream training rollouts from `latents`' first frames, real held-out ones)."""
     settings = config["controller"]
     agent = load_agent(vae_path, mdn_path, variant, settings["z_sample"])
-    return ChunkRunner(agent, EpisodeSettings(config["env"]["id"], settings["max_steps"],
+    real = ChunkRunner(agent, EpisodeSettings(config["env"]["id"], settings["max_steps"],
                                               settings["no_progress_steps"], settings["envs_per_rank"]))
+    if settings["environment"] == "real":
+        return real
+    from wm.episodes.dream import DreamRunner
+    from wm.mdn.dream_env import DreamEnv, first_frames
+
+    env = DreamEnv(agent.mdn, first_frames(latents), settings["dream_temperature"],
+                   settings["dream_done_threshold"], dream_device(config))
+    return DreamRunner(env, variant, EpisodeSettings("dream", settings["dream_max_steps"], 0,
+                                                     settings["dream_batch"]), real)
 
 
 def heldout_seeds(config: dict, count: int) -> tuple[list[int], list[int]]:
@@ -134,8 +163,10 @@ def run_generations(config: dict, variant: str, farm, state: dict, checkpoint: P
                "ranks": farm.ranks, "utilization": round(utilization, 4)}
         if settings["eval_every"] and (generation + 1) % settings["eval_every"] == 0:
             solution = chosen_solution(state, settings["eval_solution"])
-            held, _ = farm.evaluate(solution[None], *heldout_seeds(config, settings["eval_episodes"]),
-                                         training=False, progress=f"held-out score, generation {generation + 1}")
+            # In the real environment, cut as the real path cuts it, also when training runs in the dream.
+            with getattr(farm.runner, "real_chunks", nullcontext)():
+                held, _ = farm.evaluate(solution[None], *heldout_seeds(config, settings["eval_episodes"]),
+                                        training=False, progress=f"held-out score, generation {generation + 1}")
             row["heldout_mean"], row["heldout_std"] = float(held.mean()), float(held.std())
         metrics.scalars(generation + 1, tensorboard_scalars(row, state["log"][-1] if state["log"] else None),
                         prefix="controller")
@@ -187,15 +218,22 @@ def chosen_solution(state: dict, which: str) -> np.ndarray:
     return np.asarray(state["es"].mean if which == "mean" else state["best_params"], dtype=np.float64)
 
 
-def train_controller(config: dict, variant: str, vae_path: Path, mdn_path: Path, out: Path) -> None:
-    """Under `mpiexec -n N` (or srun) rank 0 runs CMA-ES and all ranks evaluate; alone, one process does both."""
+def train_controller(config: dict, variant: str, vae_path: Path, mdn_path: Path, out: Path,
+                     latents: list[Path] | None = None) -> None:
+    """Under `mpiexec -n N` (or srun) rank 0 runs CMA-ES and all ranks evaluate; alone, one process does both.
+    `latents`: the stores whose first frames start the dreams (controller.environment: dream only)."""
     torch.set_num_threads(torch_threads(config, per_rank=True))
     settings = config["controller"]
-    runner = build_runner(config, variant, vae_path, mdn_path)
+    if settings["environment"] == "dream" and not latents:
+        raise ValueError("controller.environment: dream starts its rollouts from real first frames: "
+                         "pass the latents stores with --latents")
+    if settings["environment"] == "real":
+        latents = None  # a real run's fingerprint has no dream keys
+    runner = build_runner(config, variant, vae_path, mdn_path, latents)
 
     def optimize(farm) -> None:
         checkpoint = out / "checkpoint.pkl"
-        expected = run_fingerprint(config, variant, vae_path, mdn_path)
+        expected = run_fingerprint(config, variant, vae_path, mdn_path, latents)
         state = load_resumable(checkpoint, expected, read_checkpoint)
         if state is None:
             state = new_state(config, variant, expected)
@@ -206,7 +244,9 @@ def train_controller(config: dict, variant: str, vae_path: Path, mdn_path: Path,
         state["numerics"] = numerics_signature()
         out.mkdir(parents=True, exist_ok=True)
         print(f"train-controller: {farm.ranks} rank(s), {parameter_count(variant)} parameters, "
-              f"population {settings['popsize']} x {settings['rollouts']} rollouts", flush=True)
+              f"population {settings['popsize']} x {settings['rollouts']} rollouts"
+              + (f" in M's dream (temperature {settings['dream_temperature']}, batches of {settings['dream_batch']}; "
+                 "held-out score in the real environment)" if settings["environment"] == "dream" else ""), flush=True)
         # TensorBoard (wm/metrics.py), on rank 0 only (this body runs there): a resumed run writes from
         # the generation after its checkpoint's on.
         with metrics_writer(config, out, first_step=state["generation"] + 1) as metrics:

@@ -191,18 +191,24 @@ class ChunkRunner:
 
     def run(self, chunk: list[Episode], training: bool = True) -> list[EpisodeResult]:
         start = time.perf_counter()
-        try:
-            results = run_batch(
-                self.settings.env_id, self.agent, chunk, self.settings.max_steps,
-                self.settings.no_progress_steps if training else 0, envs=self.envs[: len(chunk)],
-            )
-        except Exception as exc:
-            where = ", ".join(f"candidate {e.candidate} rollout {e.rollout} track seed {e.track_seed}" for e in chunk[:3])
-            raise EpisodeError(f"a rollout raised {type(exc).__name__}: {exc} (chunk of {len(chunk)} episodes: "
-                               f"{where}{', ...' if len(chunk) > 3 else ''})") from exc
-        for episode, result in zip(chunk, results):
-            if not np.isfinite(result.total_return):
-                raise EpisodeError(f"return is {result.total_return} for candidate {episode.candidate} "
-                                   f"rollout {episode.rollout} on track seed {episode.track_seed}")
+        results = checked_results(chunk, "rollout", lambda: run_batch(
+            self.settings.env_id, self.agent, chunk, self.settings.max_steps,
+            self.settings.no_progress_steps if training else 0, envs=self.envs[: len(chunk)]))
         self.busy_seconds += time.perf_counter() - start
         return results
+
+
+def checked_results(chunk: list[Episode], kind: str, run) -> list[EpisodeResult]:
+    """run() for a chunk, with any failure or non-finite return turned into one EpisodeError
+    naming the episodes (the farm reports it as the rank's failure)."""
+    try:
+        results = run()
+    except Exception as exc:
+        where = ", ".join(f"candidate {e.candidate} rollout {e.rollout} track seed {e.track_seed}" for e in chunk[:3])
+        raise EpisodeError(f"a {kind} raised {type(exc).__name__}: {exc} (chunk of {len(chunk)} episodes: "
+                           f"{where}{', ...' if len(chunk) > 3 else ''})") from exc
+    for episode, result in zip(chunk, results):
+        if not np.isfinite(result.total_return):
+            raise EpisodeError(f"{kind} return is {result.total_return} for candidate {episode.candidate} "
+                               f"rollout {episode.rollout} on track seed {episode.track_seed}")
+    return results

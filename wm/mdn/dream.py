@@ -21,7 +21,10 @@ from wm.vae.model import load_vae, to_input
 
 @torch.inference_mode()
 def dream(config: dict, vae_path: Path, mdn_path: Path, shard: Path, out: Path,
-          start: int | None = None, steps: int | None = None, temperature: float | None = None) -> dict:
+          start: int | None = None, steps: int | None = None, temperature: float | None = None,
+          controller: Path | None = None) -> dict:
+    if controller is not None:
+        return driven_dream(config, vae_path, mdn_path, shard, out, controller, start, steps, temperature)
     tau = config["mdn"]["temperature"] if temperature is None else temperature
     start = config["mdn"]["dream_start"] if start is None else start
     steps = config["mdn"]["dream_steps"] if steps is None else steps
@@ -52,3 +55,40 @@ def dream(config: dict, vae_path: Path, mdn_path: Path, shard: Path, out: Path,
     print(f"dream: wrote {out} ({steps} steps at temperature {tau}; mean squared z drift "
           f"{drift[: steps // 4 + 1].mean():.3f} over the first quarter, {drift.mean():.3f} overall)")
     return {"steps": steps, "temperature": tau, "z_drift": drift.tolist()}
+
+
+@torch.inference_mode()
+def driven_dream(config: dict, vae_path: Path, mdn_path: Path, shard: Path, out: Path, controller_path: Path,
+                 start: int | None, steps: int | None, temperature: float | None) -> dict:
+    """C driving in M's dream from a recorded frame (default: the episode's first, where dream
+    training starts), at controller.dream_temperature unless --temperature; up to --steps steps
+    (default controller.dream_max_steps) or M's done head."""
+    from wm.controller.model import act, load_controller
+    from wm.mdn.dream_env import DreamEnv
+
+    tau = config["controller"]["dream_temperature"] if temperature is None else temperature
+    start = 0 if start is None else start
+    steps = config["controller"]["dream_max_steps"] if steps is None else steps
+    vae, mdn = load_vae(vae_path), load_mdn(mdn_path)
+    c = load_controller(controller_path, vae.z_dim, mdn.hidden)
+    episode = open_store(shard, "rollouts").episode(0)
+    mu, logvar = vae.encode(to_input(torch.from_numpy(episode["frames"][start : start + 1])))
+    env = DreamEnv(mdn, (mu, logvar), tau, config["controller"]["dream_done_threshold"])
+    z = env.reset([derive_seed(config["seed"], "dream", 1)])
+    params = torch.from_numpy(np.asarray(c.params, np.float32))[None]
+    zs, total, ended = [z], 0.0, "max_steps"
+    for t in range(steps):
+        features = torch.cat([z, env.h], dim=1) if c.variant == "z_h" else z
+        z, reward, done = env.step(act(params, features))
+        zs.append(z)
+        total += float(reward[0])
+        if bool(done[0]):
+            ended = "terminated"
+            break
+    decoded = (vae.decode(torch.cat(zs)).clamp(0, 1) * 255).byte().permute(0, 2, 3, 1).numpy()
+    frames = np.repeat(np.repeat(decoded, 3, axis=1), 3, axis=2)
+    with atomic_path(out) as tmp:
+        iio.imwrite(tmp, frames, extension=".gif", duration=50, loop=0)
+    print(f"dream: wrote {out} ({len(zs) - 1} steps of {controller_path} driving in M's dream at temperature "
+          f"{tau}; dream return {total:.1f}, ended by {ended})")
+    return {"steps": len(zs) - 1, "temperature": tau, "dream_return": total, "ended_by": ended}

@@ -1,6 +1,11 @@
 """The MDN-RNN (hardmaru `rnn/rnn.py`): an LSTM over [z, action] whose output
 parameterises, for each of the 32 z dimensions separately, a mixture of 5
-one-dimensional Gaussians over that dimension's next value."""
+one-dimensional Gaussians over that dimension's next value.
+
+Optional heads (issue 15, off by default, so that M is the paper's exactly): from the same LSTM output,
+the reward of the step (a regression, trained with mean squared error) and whether the episode ended
+there (terminated; a logit, trained with binary cross-entropy), as the original code's VizDoom M
+predicts `done`. With them M is a whole environment to learn in (wm/mdn/dream_env.py)."""
 
 from __future__ import annotations
 
@@ -18,12 +23,25 @@ LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
 class MDNRNN(nn.Module):
-    def __init__(self, z_dim: int = 32, action_dim: int = ACTION_DIM, hidden: int = 256, gaussians: int = 5):
+    def __init__(self, z_dim: int = 32, action_dim: int = ACTION_DIM, hidden: int = 256, gaussians: int = 5,
+                 reward_head: bool = False, done_head: bool = False):
         super().__init__()
         self.z_dim, self.action_dim, self.hidden, self.gaussians = z_dim, action_dim, hidden, gaussians
         self.lstm = nn.LSTM(z_dim + action_dim, hidden, batch_first=True)
         # Per z dimension and component: a mixture logit, a mean and a log standard deviation.
         self.head = nn.Linear(hidden, z_dim * gaussians * 3)
+        # Created only when asked for: without them the parameters, the optimizer's state and every
+        # random draw of training are those of the paper's M, bit for bit.
+        self.reward_head = nn.Linear(hidden, 1) if reward_head else None
+        self.done_head = nn.Linear(hidden, 1) if done_head else None
+
+    def outcomes(self, out: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """LSTM outputs (..., hidden) -> (reward, done logit), each (...), or None for a head M lacks.
+        At step t (after reading z_t and a_t) they predict the reward of that step and whether the
+        episode ended with it."""
+        reward = self.reward_head(out).squeeze(-1) if self.reward_head is not None else None
+        done = self.done_head(out).squeeze(-1) if self.done_head is not None else None
+        return reward, done
 
     def mixture(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """LSTM outputs (..., hidden) -> (log_weights, means, log_stds), each (..., z_dim, gaussians);
@@ -61,22 +79,60 @@ def mdn_loss(log_weights, means, log_stds, target, mask: torch.Tensor | None = N
     return (nll * mask).sum() / mask.sum().clamp(min=1)
 
 
-def sample_next_z(log_weights, means, log_stds, temperature: float = 1.0, generator=None) -> torch.Tensor:
-    """Draw z_{t+1} with temperature tau: mixture logits / tau, variance * tau."""
+def sample_next_z(log_weights, means, log_stds, temperature: float = 1.0, generator=None,
+                  draws: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """Draw z_{t+1} with temperature tau: mixture logits / tau, variance * tau.
+
+    `draws` (optional): the randomness given instead of drawn from `generator`, as (u, eps), each
+    shaped like the result: u uniform in [0, 1) picks each dimension's component by inverse CDF,
+    eps ~ N(0, 1) its noise. The dream environment passes them so that episodes that share a track
+    share their random numbers whatever batch they run in (common random numbers)."""
     logits = log_weights / temperature
-    component = torch.multinomial(
-        F.softmax(logits, dim=-1).reshape(-1, logits.shape[-1]), 1, generator=generator
-    ).view(*logits.shape[:-1], 1)
+    if draws is None:
+        component = torch.multinomial(
+            F.softmax(logits, dim=-1).reshape(-1, logits.shape[-1]), 1, generator=generator
+        ).view(*logits.shape[:-1], 1)
+    else:
+        cdf = F.softmax(logits, dim=-1).cumsum(-1)
+        component = (cdf < draws[0].unsqueeze(-1)).sum(-1, keepdim=True).clamp(max=logits.shape[-1] - 1)
     mean = means.gather(-1, component).squeeze(-1)
     std = torch.exp(log_stds.gather(-1, component).squeeze(-1)) * math.sqrt(temperature)
-    noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
+    if draws is None:
+        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
+    else:
+        noise = draws[1]
     return mean + std * noise
+
+
+def reward_mask(mask: torch.Tensor, terminated: torch.Tensor | None) -> torch.Tensor:
+    """The steps the reward head learns from: valid steps that do not end the episode. An ending
+    step's reward is mostly CarRacing's -100 for leaving the playfield, an outlier 30 times the
+    size of a tile's reward that would dominate the squared error (measured: with it, a linear
+    head on h scores worse than the mean reward); the done head learns that ending instead, and a
+    dream ends there."""
+    return mask if terminated is None else mask * (1 - terminated)
+
+
+def head_losses(reward, done_logit, rewards, terminated, mask) -> tuple[torch.Tensor, torch.Tensor]:
+    """The heads' losses over valid steps: mean squared error of the reward (on the steps that do
+    not end the episode: reward_mask), binary cross-entropy of the done logit against `terminated`
+    (0/1). A head M lacks (None) contributes 0."""
+    count = mask.sum().clamp(min=1)
+    zero = mask.new_zeros(())
+    kept = reward_mask(mask, terminated)
+    reward_loss = (((reward - rewards).pow(2) * kept).sum() / kept.sum().clamp(min=1)
+                   if reward is not None else zero)
+    done_loss = ((F.binary_cross_entropy_with_logits(done_logit, terminated, reduction="none") * mask).sum()
+                 / count if done_logit is not None else zero)
+    return reward_loss, done_loss
 
 
 def load_mdn(path: str | Path, device: torch.device | str = "cpu") -> MDNRNN:
     """M from a `wm train-mdn` checkpoint, in eval mode."""
     checkpoint = load_checkpoint(path, "mdn")
-    model = MDNRNN(checkpoint["z_dim"], hidden=checkpoint["hidden"], gaussians=checkpoint["gaussians"])
+    # Checkpoints from before the heads existed have neither key: M without heads.
+    model = MDNRNN(checkpoint["z_dim"], hidden=checkpoint["hidden"], gaussians=checkpoint["gaussians"],
+                   reward_head=checkpoint.get("reward_head", False), done_head=checkpoint.get("done_head", False))
     try:
         model.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as exc:

@@ -1,8 +1,14 @@
+DREAM = config["controller"]["environment"] == "dream"
+
+
 rule train_controller:
-    """C: CMA-ES as one MPI job, rank 0 the optimizer; resumes from its checkpoint after a failure."""
+    """C: CMA-ES as one MPI job, rank 0 the optimizer; resumes from its checkpoint after a failure.
+    With controller.environment: dream (presets/dream.yaml) the rollouts run inside M, started from
+    the latents' first frames, and the held-out score stays real (docs/results_dream.md)."""
     input:
         vae=f"{RUN}/vae/model.pt",
         mdn=f"{RUN}/mdn/model.pt",
+        latents=expand(f"{RUN}/latents/shard-{{shard}}.zarr", shard=SHARDS) if DREAM else [],
     # Not an output: controller/VARIANT/tensorboard/, the event files written while the job runs (see rule train_vae).
     output:
         controller=f"{RUN}/controller/{{variant}}/controller.pt",
@@ -18,8 +24,10 @@ rule train_controller:
     params:
         wm_config=WM_CONFIG,
         # What the command reads: a change reruns the rule, and wm refuses or extends the checkpoint.
-        settings=config["controller"] | {k: config[k] for k in ("seed", "env", "torch_threads")},
+        settings=settled("controller") | {k: config[k] for k in ("seed", "env", "torch_threads")}
+        | ({"device": config["device"]} if DREAM else {}),
         out=lambda wildcards, output: os.path.dirname(output.controller),
+        latents=lambda wildcards, input: f"--latents {' '.join(input.latents)} " if DREAM else "",
     threads: config["controller"]["ranks"]
     resources:  # local runs (make run); the cluster's sizes for this rule: profiles/slurm/config.yaml
         mpi="mpiexec",  # MPICH's (the mpich wheel); profiles/slurm sets srun
@@ -28,4 +36,4 @@ rule train_controller:
     shell:
         "{resources.mpi} -n {resources.tasks} "
         "wm train-controller {params.wm_config} --variant {wildcards.variant} "
-        "--vae {input.vae} --mdn {input.mdn} --out {params.out} > {log} 2>&1"
+        "--vae {input.vae} --mdn {input.mdn} {params.latents}--out {params.out} > {log} 2>&1"

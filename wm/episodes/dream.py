@@ -1,0 +1,95 @@
+"""Controllers driving inside M's dream (wm/mdn/dream_env.py): the dream twin of runner.py.
+
+run_dream_batch runs a chunk of episodes (each with its own controller parameters, as in the real
+runner) in lockstep in a DreamEnv and returns the same EpisodeResults, so the farm, CMA-ES's
+ask/tell loop, its logs and checkpoints run unchanged on dream fitness. DreamRunner is the chunk
+runner `wm train-controller` uses with controller.environment: dream: training chunks run in the
+dream, the periodic held-out score's chunks (training=False) in the real environment."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+
+from wm.controller.model import ACTION_DIM, act
+from wm.episodes.runner import ChunkRunner, Episode, EpisodeResult, EpisodeSettings, checked_results
+from wm.mdn.dream_env import DreamEnv
+from wm.seeding import derive_seed
+
+
+def dream_seed(episode: Episode) -> int:
+    """The seed of one dream episode's random numbers, from its track and noise seeds: the episodes
+    of one (generation, rollout) share it across candidates, as they share a real track."""
+    return derive_seed(episode.track_seed, "dream", episode.noise_seed)
+
+
+@torch.inference_mode()
+def run_dream_batch(env: DreamEnv, variant: str, episodes: list[Episode], max_steps: int) -> list[EpisodeResult]:
+    """Every episode to its end (M's done head, or max_steps), all in lockstep; ended episodes drop
+    out of the batch."""
+    n = len(episodes)
+    z = env.reset([dream_seed(ep) for ep in episodes])
+    params = torch.from_numpy(np.stack([ep.params for ep in episodes]).astype(np.float32)).to(env.device)
+    returns, steps = torch.zeros(n, dtype=torch.float64), np.zeros(n, dtype=int)
+    action_sum, action_sq = np.zeros((n, ACTION_DIM)), np.zeros((n, ACTION_DIM))
+    ended_by = [""] * n
+    active = np.arange(n)
+    for t in range(max_steps):
+        features = torch.cat([z, env.h], dim=1) if variant == "z_h" else z
+        actions = act(params[torch.from_numpy(active).to(env.device)], features)
+        z, reward, done = env.step(actions)
+        action_array = actions.cpu().numpy().astype(np.float64)
+        action_sum[active] += action_array
+        action_sq[active] += action_array**2
+        returns[torch.from_numpy(active)] += reward.double().cpu()
+        steps[active] += 1
+        done = done.cpu().numpy()
+        for row in np.flatnonzero(done):
+            ended_by[active[row]] = "terminated"
+        keep = np.flatnonzero(~done)
+        if not len(keep):
+            break
+        if len(keep) < len(active):
+            env.keep(torch.from_numpy(keep))
+            z = env.z
+            active = active[keep]
+    mean = action_sum / np.maximum(steps, 1)[:, None]
+    std = np.sqrt(np.maximum(action_sq / np.maximum(steps, 1)[:, None] - mean**2, 0.0))
+    return [EpisodeResult(float(returns[i]), int(steps[i]), 0, ended_by[i] or "max_steps",
+                          tuple(mean[i].round(4).tolist()), tuple(std[i].round(4).tolist()))
+            for i in range(n)]
+
+
+class DreamRunner:
+    """ChunkRunner's interface (settings, run, busy_seconds) for the farm: training chunks of
+    `settings.envs_per_rank` (controller.dream_batch) episodes in the dream; other chunks (the
+    held-out score) through `real`, a ChunkRunner in the real environment. Rank 0 cuts the held-out
+    score's chunks at the real batch size inside real_chunks(), so they are the real path's chunks."""
+
+    def __init__(self, env: DreamEnv, variant: str, settings: EpisodeSettings, real: ChunkRunner):
+        self.env, self.variant, self.dream_settings, self.real = env, variant, settings, real
+        self.settings = settings
+        self.busy_seconds = 0.0
+
+    @contextmanager
+    def real_chunks(self):
+        """While inside, make_chunks (the farm, on rank 0) cuts work at the real runner's batch size."""
+        self.settings = self.real.settings
+        try:
+            yield
+        finally:
+            self.settings = self.dream_settings
+
+    def run(self, chunk: list[Episode], training: bool = True) -> list[EpisodeResult]:
+        start = time.perf_counter()
+        if not training:
+            results = self.real.run(chunk, training)
+            self.busy_seconds += time.perf_counter() - start
+            return results
+        results = checked_results(chunk, "dream rollout",
+                                  lambda: run_dream_batch(self.env, self.variant, chunk, self.dream_settings.max_steps))
+        self.busy_seconds += time.perf_counter() - start
+        return results
