@@ -6,6 +6,7 @@ container: os.environ.get("WM_IMAGE", "docker://ghcr.io/wm-project/wm:0.1.0")  #
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/plugin_fixes.smk"
 include: "workflow/rules/collect.smk"
 include: "workflow/rules/vae.smk"
 include: "workflow/rules/mdn.smk"

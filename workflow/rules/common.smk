@@ -27,25 +27,3 @@ def wm_config_args():
 
 WM_CONFIG = wm_config_args()
 
-
-def _s3_sees_uploaded_folders():
-    """With S3 storage (profiles/k8s): snakemake-storage-plugin-s3 0.3.6 remembers a "no" from is_dir(),
-    so the driver, which checks a directory() output (a Zarr store) before its pod runs, never sees the
-    folder the pod then uploads ("Missing files after 5 seconds ... (missing in storage)"; found by
-    tests/test_k8s.py). Ask S3 again while the answer is no. Nothing happens without the plugin."""
-    import sys
-
-    s3 = sys.modules.get("snakemake_storage_plugin_s3")
-    if s3 is None or getattr(s3.StorageObject.is_dir, "wm_rechecks", False):
-        return
-
-    def is_dir(self):
-        if not self._is_dir:
-            self._is_dir = any(self.get_subkeys())
-        return self._is_dir
-
-    is_dir.wm_rechecks = True
-    s3.StorageObject.is_dir = is_dir
-
-
-_s3_sees_uploaded_folders()
