@@ -468,16 +468,20 @@ def part_v_step(ctx) -> None:
             ctx.row("V step", "cuda", label, note=f"failed: {first_line(exc)}")
 
 
+def compile_skipped(ctx, group: str, device_type: str) -> bool:
+    """Whether torch.compile cannot run on `device_type` here; if so, one row says why."""
+    blocker = (device_type == "cuda" and cuda_blocker()) or compile_blocker(device_type)
+    if blocker:
+        ctx.row(group, device_type, "torch.compile", note=blocker)
+    return bool(blocker)
+
+
 def part_v_compile(ctx, device_type: str) -> None:
     import torch
 
     settings, size = v_group(ctx.quick)
     device = torch_setup("cpu" if device_type == "cpu" else "auto")
-    if device_type == "cuda" and (blocker := cuda_blocker()):
-        ctx.row("V step", "cuda", "torch.compile", note=blocker)
-        return
-    if blocker := compile_blocker(device_type):
-        ctx.row("V step", device_type, "torch.compile", note=blocker)
+    if compile_skipped(ctx, "V step", device_type):
         return
     variants = [(False, False)] if device_type == "cpu" else [(True, True), (False, False)]
     for bf16, cl in variants:
@@ -530,11 +534,7 @@ def part_m_compile(ctx, device_type: str) -> None:
 
     settings, _ = m_group(ctx.quick)
     device = torch_setup("cpu" if device_type == "cpu" else "auto")
-    if device_type == "cuda" and (blocker := cuda_blocker()):
-        ctx.row("M step", "cuda", "torch.compile", note=blocker)
-        return
-    if blocker := compile_blocker(device_type):
-        ctx.row("M step", device_type, "torch.compile", note=blocker)
+    if compile_skipped(ctx, "M step", device_type):
         return
     bf16 = device_type == "cuda"
     label = f"{'bf16' if bf16 else 'fp32'} torch.compile"
