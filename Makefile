@@ -8,6 +8,8 @@ export PATH := $(BIN):$(PATH)
 export PYTHONUNBUFFERED := 1
 
 CONFIG ?= config.yaml
+# pytest-xdist workers for `make test` (tests/conftest.py says how modules are spread over them).
+TEST_WORKERS ?= 2
 RUN_DIR = $(shell $(BIN)/python -c "import yaml,sys; print(yaml.safe_load(open('$(CONFIG)')).get('run_dir','results'))" 2>/dev/null || echo results)
 
 .PHONY: run test test-container venv clean lint
@@ -26,7 +28,7 @@ run: venv
 	@echo "wm: report written to $(CURDIR)/$(RUN_DIR)/report.html"
 
 test: venv
-	pytest tests
+	pytest -n $(TEST_WORKERS) --dist loadscope tests
 
 # Opt-in: builds the OCI image with podman (as root; apt-gets podman, runc, debootstrap if missing),
 # runs wm and one rule of the tiny workflow in it. A few minutes.

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from filelock import FileLock
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
@@ -36,14 +37,56 @@ def wm(*args, **kwargs) -> subprocess.CompletedProcess:
     return run([str(BIN / "wm"), *map(str, args)], **kwargs)
 
 
+# `make test` runs the suite on 2 pytest-xdist workers (-n 2 --dist loadscope): the suite waits on Slurm,
+# pods and subprocesses much of the time, so a second worker fills the second core. Each module runs whole
+# on one worker (its module fixtures are built once); modules named here share a scope with another one:
+# a Slurm on this machine owns fixed ports and /etc/slurm/slurm.conf, so the two Slurm modules take turns.
+# (xdist_group marks would say the same, but --dist loadgroup groups nothing with pytest-xdist 3.8.0 and pytest 9.2.0: xdist
+# renames items through Node._nodeid, which pytest 9 no longer reads.)
+SHARED_SCOPES = {"tests/test_slurm_nodes.py": "tests/test_slurm.py"}
+# The longest modules first, so that the other worker is not left idle at the end.
+LONGEST_FIRST = ["test_slurm.py", "test_slurm_nodes.py", "test_k8s.py", "test_controller.py"]
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
+
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return SHARED_SCOPES.get(module, module)
+
+    return ModuleScheduling(config, log)
+
+
+def session_root(tmp_path_factory, worker_id: str) -> Path:
+    """A folder that every xdist worker of this pytest session sees (the session's own one without xdist)."""
+    base = tmp_path_factory.getbasetemp()
+    return base if worker_id == "master" else base.parent
+
+
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory) -> Path:
-    """The whole tiny workflow through snakemake (local profile), then its HTML report."""
-    run_dir = tmp_path_factory.mktemp("tiny") / "results"
-    override = ["--config", f"run_dir={run_dir}"]
-    run([str(BIN / "snakemake"), "--profile", "profiles/local", "--configfile", str(TINY), *override], timeout=900)
-    run([str(BIN / "snakemake"), "--profile", "profiles/local", "--configfile", str(TINY), *override,
-         "--report", str(run_dir / "report.html")], timeout=300)
+def tiny_run(tmp_path_factory, worker_id) -> Path:
+    """The whole tiny workflow through snakemake (local profile), then its HTML report: built once per
+    pytest session, by whichever xdist worker asks first (the others wait on the lock, then read it)."""
+    root = session_root(tmp_path_factory, worker_id) / "tiny-shared"
+    root.mkdir(exist_ok=True)
+    run_dir, done = root / "results", root / "done"
+    with FileLock(root / "lock"):
+        if not done.exists():
+            override = ["--config", f"run_dir={run_dir}"]
+            run([str(BIN / "snakemake"), "--profile", "profiles/local", "--configfile", str(TINY), *override],
+                timeout=900)
+            run([str(BIN / "snakemake"), "--profile", "profiles/local", "--configfile", str(TINY), *override,
+                 "--report", str(run_dir / "report.html")], timeout=300)
+            done.touch()
     return run_dir
 
 

@@ -213,8 +213,9 @@ def runs(slurm, tmp_path_factory):  # noqa: F811
     workdir = copy_project(tmp_path_factory.mktemp("snakemake-slurm"))
     cmd = [str(BIN / "snakemake"), "--profile", "profiles/slurm",
            "--configfile", "tests/configs/tiny.yaml", "slurm-test.yaml",
-           # test speed only: status checks from 5 s after each finish on (not 40 s); keep Slurm's logs to read them
-           "--slurm-init-seconds-before-status-checks", "5", "--slurm-keep-successful-logs"]
+           # test speed only: status checks from 1 s after each submission or finish on (not 40 s; the plugin adds
+           # 10 s to the wait after each check that finds nothing finished); keep Slurm's logs to read them
+           "--slurm-init-seconds-before-status-checks", "1", "--slurm-keep-successful-logs"]
     start = time.monotonic()
     result = subprocess.run(cmd, cwd=workdir, env=job_env(slurm), capture_output=True, text=True, timeout=900)
     print(f"\nsnakemake --profile profiles/slurm (tiny config): {time.monotonic() - start:.0f} s")
