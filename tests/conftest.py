@@ -41,16 +41,16 @@ def wm(*args, **kwargs) -> subprocess.CompletedProcess:
 # pods and subprocesses much of the time, so a second worker fills the second core. Each module runs whole
 # on one worker (its module fixtures are built once); modules named here share a scope with another one:
 # a Slurm on this machine owns fixed ports and /etc/slurm/slurm.conf, so the two Slurm modules take turns.
-# (xdist_group marks would say the same, but --dist loadgroup groups nothing with pytest-xdist 3.8.0 and pytest 9.2.0: xdist
-# renames items through Node._nodeid, which pytest 9 no longer reads.)
+# (xdist_group marks would say the same, but --dist loadgroup groups nothing with pytest-xdist 3.8.0 and
+# pytest 9.2.0: xdist renames items through Node._nodeid, which pytest 9 no longer reads.)
 SHARED_SCOPES = {"tests/test_slurm_nodes.py": "tests/test_slurm.py"}
 # The longest modules first, so that the other worker is not left idle at the end.
-LONGEST_FIRST = ["test_slurm.py", "test_slurm_nodes.py", "test_k8s.py", "test_controller.py"]
+LONGEST_FIRST = ["tests/test_slurm.py", "tests/test_slurm_nodes.py", "tests/test_k8s.py", "tests/test_controller.py"]
 
 
 def pytest_collection_modifyitems(config, items):
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))  # stable: the rest keep their order
 
 
 def pytest_xdist_make_scheduler(config, log):
