@@ -10,7 +10,7 @@ from wm import __version__
 from wm.controller import VARIANTS
 
 STAGES = """stages, in the order of the data:
-  collect            random-policy rollouts of CarRacing into one Zarr shard
+  collect            rollouts of CarRacing (random policy, or a trained agent) into one Zarr shard
   data check         validate shards (shapes, counts, checksums, metadata)
   train-vae          fit V on the frames; fails if V collapses to the mean frame
   encode             V's (mu, log sigma^2) for every frame of a shard, for M
@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     _config(p)
     p.add_argument("--shard", type=int, required=True, help="shard index (0-based); seeds derive from it")
     p.add_argument("--out", type=Path, required=True, help="the shard's store, e.g. results/data/shard-0000.zarr")
+    for name in ("vae", "mdn", "controller"):
+        p.add_argument(f"--{name}", type=Path, help=f"collect.policy agent only: the {name} checkpoint that drives")
 
     p = sub.add_parser("data", help="inspect collected data")
     data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
@@ -149,7 +151,8 @@ def dispatch(args, config) -> int:
 
         if not 0 <= args.shard < config["collect"]["shards"]:
             raise ValueError(f"--shard {args.shard} is outside 0..{config['collect']['shards'] - 1} (collect.shards)")
-        collect_shard(config, args.shard, args.out)
+        collect_shard(config, args.shard, args.out, {"vae": args.vae, "mdn": args.mdn, "controller": args.controller}
+                      if config["collect"]["policy"] == "agent" else None)
     elif args.command == "data":
         return data_check(args.paths, args.kind)
     elif args.command == "train-vae":

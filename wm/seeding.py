@@ -20,6 +20,7 @@ PURPOSES: dict[str, tuple[int, ...]] = {
     "heldout_noise": (8, 10**9),      # (episode,): z sampling in the periodic held-out score
     "evaluate_noise": (8, 2 * 10**9),  # (episode,): z sampling in the final evaluation
     "dream": (9,),              # (): M's sampling in `wm dream`
+    "collect_agent": (10,),     # (shard, episode[, 1]): as collect, for collect.policy agent (iterative training)
 }
 
 

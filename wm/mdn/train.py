@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wm.files import save_torch, versions, write_csv, write_json
-from wm.mdn.model import MDNRNN, head_losses, mdn_loss, reward_mask
+from wm.files import file_digest, save_torch, versions, write_csv, write_json
+from wm.mdn.model import MDNRNN, head_losses, load_mdn, mdn_loss, reward_mask
 from wm.metrics import duration, metrics_writer, progress
 from wm.report import plot_curves
 from wm.resume import check_length, fingerprint, load_resumable, stores_digest
@@ -157,9 +157,23 @@ def outcome_batches(stores, windows, seq_len: int, batch_size: int, rng):
 
 def run_fingerprint(config: dict, stores, device: torch.device) -> dict:
     """What a checkpoint must match to be resumed (wm/resume.py): M's settings, the seed, the latents'
-    content (V's digest is in their metadata), the device, and on the CPU the thread count."""
+    content (V's digest is in their metadata), the device, on the CPU the thread count, and the
+    fine-tuned M by content (mdn.init), not by where it lies."""
+    init = config["mdn"]["init"]
+    start = {"mdn.init": file_digest(Path(init))} if init != "random" else {}
     return fingerprint(config, "mdn", latents=stores_digest(stores), device=device.type,
-                       torch_threads=torch.get_num_threads() if device.type == "cpu" else None)
+                       torch_threads=torch.get_num_threads() if device.type == "cpu" else None, **start)
+
+
+def start_from(model: MDNRNN, path: Path) -> None:
+    """mdn.init: M's weights from a trained M of the same shape; heads the trained M lacks start fresh."""
+    start = load_mdn(path)
+    shape = lambda m: (m.z_dim, m.hidden, m.gaussians)
+    if shape(start) != shape(model):
+        raise ValueError(f"mdn.init: {path} has (z_dim, hidden, gaussians) {shape(start)}, "
+                         f"this run needs {shape(model)}")
+    missing, _ = model.load_state_dict(start.state_dict(), strict=False)
+    print(f"train-mdn: starting from {path}" + (f" ({len(missing)} head tensors fresh)" if missing else ""))
 
 
 def train_mdn(config: dict, latents: list[Path], out: Path) -> None:
@@ -176,6 +190,8 @@ def train_mdn(config: dict, latents: list[Path], out: Path) -> None:
     weights = head_weights(settings)
     model = MDNRNN(z_dim, hidden=settings["hidden"], gaussians=settings["gaussians"],
                    reward_head=weights[0] > 0, done_head=weights[1] > 0).to(device)
+    if settings["init"] != "random":
+        start_from(model, Path(settings["init"]))
     batches_of = outcome_batches if any(weights) else sequence_batches
     optimizer = torch.optim.Adam(model.parameters(), lr=settings["learning_rate"])
     generator = torch.Generator().manual_seed(derive_seed(config["seed"], "mdn", 1) % 2**63)
@@ -268,6 +284,8 @@ def evaluate_windows(model, stores, windows, settings, device, generator,
     model.eval()
     values = []
     weights = head_weights(settings)
+    if settings["init"] != "random":
+        start_from(model, Path(settings["init"]))
     batches_of = outcome_batches if any(weights) else sequence_batches
     for batch in batches_of(stores, windows, settings["seq_len"], settings["batch_size"], None):
         batch_stats = {} if any(weights) else None

@@ -1,7 +1,9 @@
-"""`wm collect`: one shard of random-policy episodes, written as one Zarr store.
+"""`wm collect`: one shard of episodes, written as one Zarr store: the random policy's (the first
+round), or a trained agent's with exploration noise (collect.policy agent: iterative training).
 
 Episode e of shard s gets its track seed and its policy's random stream from
-(run seed, shard, episode): the same shard index always gives byte-identical arrays."""
+(run seed, shard, episode): the same shard index always gives byte-identical arrays. An agent's
+episodes draw from their own streams, so its tracks are not the random round's."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from wm.envs import make_env, preprocess
-from wm.files import versions
+from wm.files import file_digest, versions
 from wm.metrics import progress
 from wm.rollouts.policies import make_policy, policy_parameters
 from wm.rollouts.storage import write_store
@@ -40,9 +42,29 @@ def run_episode(env, track_seed: int, policy, max_steps: int) -> tuple[dict[str,
     }, int(env.unwrapped.tile_visited_count)
 
 
-def collect_shard(config: dict, shard: int, out: Path) -> None:
+def load_collecting_agent(config: dict, models: dict[str, Path] | None):
+    """(agent, controller) and the digests of their files for collect.policy agent, else (None, {})."""
+    if config["collect"]["policy"] != "agent":
+        return None, {}
+    if not models or None in models.values():
+        raise ValueError("collect.policy is agent: wm collect needs --vae, --mdn and --controller")
+    import torch
+
+    from wm.episodes.agent import load_trained_agent
+    from wm.runtime import torch_threads
+
+    # Shards run side by side (an array job), as MPI ranks do: one thread each unless torch_threads says.
+    torch.set_num_threads(torch_threads(config, per_rank=True))
+    agent = load_trained_agent(models["vae"], models["mdn"], models["controller"])
+    return agent, {name: file_digest(path) for name, path in models.items()}
+
+
+def collect_shard(config: dict, shard: int, out: Path, models: dict[str, Path] | None = None) -> None:
+    """`models` (vae, mdn, controller paths) drive the episodes when collect.policy is agent."""
     settings = config["collect"]
     episodes, max_steps = settings["episodes_per_shard"], settings["max_steps"]
+    agent, agent_files = load_collecting_agent(config, models)
+    purpose = "collect_agent" if agent else "collect"
     env = make_env(config["env"]["id"])
     layout = {
         "frames": np.zeros((episodes, max_steps, 64, 64, 3), np.uint8),
@@ -54,9 +76,9 @@ def collect_shard(config: dict, shard: int, out: Path) -> None:
     seeds, tiles = [], []
     with progress(total=episodes * max_steps, desc=f"collect shard {shard}", unit="frame") as bar:
         for e in range(episodes):
-            track_seed = derive_seed(config["seed"], "collect", shard, e)
-            policy = make_policy(settings["policy"], rng(config["seed"], "collect", shard, e, 1),
-                                 settings["brownian_dt"])
+            track_seed = derive_seed(config["seed"], purpose, shard, e)
+            policy = make_policy(settings["policy"], rng(config["seed"], purpose, shard, e, 1),
+                                 settings["brownian_dt"], agent, settings["param_noise"])
             episode, visited = run_episode(env, track_seed, policy, max_steps)
             lengths[e] = len(episode["actions"])
             for name, values in episode.items():
@@ -72,7 +94,7 @@ def collect_shard(config: dict, shard: int, out: Path) -> None:
         "seeds": seeds,
         "tiles_visited": tiles,
         "max_steps": max_steps,
-        "policy": policy_parameters(config),
+        "policy": policy_parameters(config, agent_files),
         "versions": versions(),
     })
     print(f"collect: wrote {out} ({episodes} episodes, {int(lengths.sum())} frames)")

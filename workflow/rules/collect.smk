@@ -9,7 +9,7 @@ rule collect:
     params:
         wm_config=WM_CONFIG,
         # Not env.id: wm/CarRacing-v3 is pixel-identical to CarRacing-v3, so switching does not change the data.
-        settings=config["collect"] | {"seed": config["seed"]},
+        settings=settled("collect") | {"seed": config["seed"]},
         shard=lambda wildcards: int(wildcards.shard),
     resources:  # local runs (make run); the cluster's sizes for this rule: profiles/slurm/config.yaml
         mem_mb=2000,

@@ -1,15 +1,3 @@
-try:
-    from wm.resume import LATER_KEYS
-except ImportError:  # wm not importable where the workflow is parsed: params then hold every key
-    LATER_KEYS = {}
-
-# config[stage] without the keys added later that are at their default (wm/resume.py's LATER_KEYS):
-# such a key changes nothing, so a run made before it existed is not rerun for it (Snakemake reruns a
-# rule whose params changed). controller.smk uses it too.
-settled = lambda stage: {k: v for k, v in config[stage].items()
-                         if not (k in LATER_KEYS.get(stage, {}) and v == LATER_KEYS[stage][k])}
-
-
 rule train_mdn:
     """M: the MDN-RNN on V's latent sequences (GPU when present)."""
     input:

@@ -1,0 +1,95 @@
+"""Iterative training's parts: episodes collected by a trained agent (collect.policy agent) and M
+fine-tuned from a trained M (mdn.init), on the tiny workflow's V, M and C."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import zarr
+
+from conftest import tiny_args, wm
+from wm.mdn.model import load_mdn
+
+
+def agent_override(**collect):
+    return ["--override", json.dumps({"collect": {"policy": "agent", "param_noise": 0.1, **collect}})]
+
+
+def models(run_dir):
+    return ["--vae", run_dir / "vae" / "model.pt", "--mdn", run_dir / "mdn" / "model.pt",
+            "--controller", run_dir / "controller" / "z_h" / "controller.pt"]
+
+
+def collect_agent(run_dir, out, shard=0, **collect):
+    wm("collect", *tiny_args()[:4], *agent_override(**collect), "--shard", shard, "--out", out, *models(run_dir))
+    return out
+
+
+def arrays(path):
+    group = zarr.open_group(str(path), mode="r")
+    return {name: group[name][:] for name in ("frames", "actions", "rewards", "terminated")}, dict(group.attrs)
+
+
+@pytest.fixture(scope="module")
+def agent_shard(tiny_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("agent") / "shard-0000.zarr"
+    return collect_agent(tiny_run, out)
+
+
+def test_agent_episodes_are_reproducible_and_recorded_with_their_models(tiny_run, agent_shard, tmp_path):
+    first, attrs = arrays(agent_shard)
+    again, _ = arrays(collect_agent(tiny_run, tmp_path / "again.zarr"))
+    for name in first:
+        np.testing.assert_array_equal(first[name], again[name], err_msg=name)
+    policy = attrs["policy"]
+    assert policy["name"] == "agent" and policy["param_noise"] == 0.1
+    assert set(policy) >= {"vae", "mdn", "controller"}  # the files that drove, by digest
+    wm("data", "check", agent_shard)
+
+
+def test_agent_tracks_are_not_the_random_rounds(tiny_run, agent_shard):
+    _, agent = arrays(agent_shard)
+    _, random_round = arrays(tiny_run / "data" / "shard-0000.zarr")
+    assert not set(agent["seeds"]) & set(random_round["seeds"])
+
+
+def test_parameter_noise_changes_how_each_episode_drives(tiny_run, agent_shard, tmp_path):
+    noisy, _ = arrays(agent_shard)
+    quiet, _ = arrays(collect_agent(tiny_run, tmp_path / "quiet.zarr", param_noise=0.0))
+    assert not np.array_equal(noisy["actions"], quiet["actions"])
+    # Same tracks, and the first frame comes from the track alone.
+    np.testing.assert_array_equal(noisy["frames"][:, 0], quiet["frames"][:, 0])
+
+
+def test_agent_policy_without_its_models_fails_in_one_line(tmp_path):
+    result = wm("collect", *tiny_args()[:4], *agent_override(), "--shard", 0, "--out", tmp_path / "s.zarr", check=False)
+    assert result.returncode == 2
+    assert "collect.policy is agent: wm collect needs --vae, --mdn and --controller" in result.stderr
+    assert not (tmp_path / "s.zarr").exists()
+
+
+def train_mdn(run_dir, out, **mdn):
+    latents = sorted((run_dir / "latents").glob("shard-*.zarr"))
+    return wm("train-mdn", *tiny_args()[:4], "--override", json.dumps({"mdn": mdn}), "--latents", *latents,
+              "--out", out, check=False)
+
+
+def test_mdn_fine_tune_starts_from_the_given_m(tiny_run, tmp_path):
+    start = tiny_run / "mdn" / "model.pt"
+    result = train_mdn(tiny_run, tmp_path / "tuned", init=str(start), learning_rate=1e-12)
+    assert result.returncode == 0, result.stderr
+    assert f"starting from {start}" in result.stdout
+    before, after = load_mdn(start).state_dict(), load_mdn(tmp_path / "tuned" / "model.pt").state_dict()
+    for name in before:  # a vanishing learning rate: the fine-tuned M is the M it started from
+        torch.testing.assert_close(after[name], before[name], rtol=0, atol=1e-6, msg=name)
+    fresh = train_mdn(tiny_run, tmp_path / "fresh", learning_rate=1e-12)
+    assert fresh.returncode == 0, fresh.stderr
+    weight = "lstm.weight_hh_l0"
+    assert not torch.allclose(load_mdn(tmp_path / "fresh" / "model.pt").state_dict()[weight], before[weight])
+
+
+def test_mdn_init_of_another_shape_is_refused(tiny_run, tmp_path):
+    result = train_mdn(tiny_run, tmp_path / "tuned", init=str(tiny_run / "mdn" / "model.pt"), hidden=32)
+    assert result.returncode == 2
+    assert "mdn.init:" in result.stderr and "(z_dim, hidden, gaussians)" in result.stderr
