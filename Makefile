@@ -10,7 +10,8 @@ export PYTHONUNBUFFERED := 1
 CONFIG ?= config.yaml
 # pytest-xdist workers for `make test` (tests/conftest.py says how modules are spread over them).
 TEST_WORKERS ?= 2
-RUN_DIR = $(shell $(BIN)/python -c "import yaml,sys; print(yaml.safe_load(open('$(CONFIG)')).get('run_dir','results'))" 2>/dev/null || echo results)
+# CONFIG may name several files (later ones win, as with --configfile): the run folder is the last one's run_dir.
+RUN_DIR = $(shell $(BIN)/python -c "import yaml,sys; print([d for d in ['results'] + [(yaml.safe_load(open(f)) or {}).get('run_dir') for f in sys.argv[1:]] if d][-1])" $(CONFIG) 2>/dev/null || echo results)
 
 .PHONY: run test test-container venv clean lint
 

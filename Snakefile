@@ -19,7 +19,8 @@ report: "workflow/report/workflow.rst"
 
 rule all:
     input:
-        expand(f"{RUN}/eval/{{variant}}/returns.json", variant=VARIANTS),
+        # every round's evaluation (iterate.rounds: 0 = the paper's one round)
+        expand(f"{RUN}/{{round}}eval/{{variant}}/returns.json", round=map(round_folder, ROUNDS), variant=VARIANTS),
         f"{RUN}/mdn/dream.gif",
     default_target: True
 

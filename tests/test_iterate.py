@@ -2,13 +2,18 @@
 fine-tuned from a trained M (mdn.init), on the tiny workflow's V, M and C."""
 
 import json
+import pickle
+import re
+import shutil
 
 import numpy as np
 import pytest
 import torch
+import yaml
 import zarr
 
-from conftest import tiny_args, wm
+from conftest import BIN, TINY, run, tiny_args, wm
+from wm.files import file_digest
 from wm.mdn.model import load_mdn
 
 
@@ -93,3 +98,42 @@ def test_mdn_init_of_another_shape_is_refused(tiny_run, tmp_path):
     result = train_mdn(tiny_run, tmp_path / "tuned", init=str(tiny_run / "mdn" / "model.pt"), hidden=32)
     assert result.returncode == 2
     assert "mdn.init:" in result.stderr and "(z_dim, hidden, gaussians)" in result.stderr
+
+
+ROUND_1 = {"iterate": {"rounds": 1, "collect": {"shards": 1, "param_noise": 0.05}, "mdn": {"epochs": 1},
+                       "controller": {"generations": 1, "sigma0": 0.05}}}
+
+
+@pytest.fixture(scope="module")
+def second_round(tiny_run, tmp_path_factory):
+    """The tiny workflow's first round copied (timestamps kept), then `snakemake` for everything: only
+    round 1's jobs run, each a second run of the first round's rules."""
+    root = tmp_path_factory.mktemp("rounds")
+    run_dir = root / "results"
+    shutil.copytree(tiny_run, run_dir)
+    (root / "iterate.yaml").write_text(yaml.safe_dump(ROUND_1))
+    result = run([str(BIN / "snakemake"), "--profile", "profiles/local", "--configfile", str(TINY),
+                  str(root / "iterate.yaml"), "--config", f"run_dir={run_dir}"], timeout=900)
+    return run_dir, result.stdout + result.stderr
+
+
+def test_a_second_round_runs_the_same_rules_on_the_first_rounds_agent(tiny_run, second_round):
+    run_dir, log = second_round
+    ran = sorted(re.findall(r"Finished jobid: \d+ \(Rule: (\w+)\)", log))
+    assert ran == ["all", "collect", "encode", "evaluate", "train_controller", "train_mdn"], log[-3000:]
+    round_1 = run_dir / "round-1"
+    for path in ("data/shard-0000.zarr", "latents/shard-0000.zarr", "mdn/model.pt", "controller/z_h/controller.pt",
+                 "eval/z_h/returns.json"):
+        assert (round_1 / path).exists(), path
+    assert not (round_1 / "data" / "shard-0001.zarr").exists()  # iterate.collect.shards: 1
+    _, attrs = arrays(round_1 / "data" / "shard-0000.zarr")
+    first = {name: file_digest(run_dir / path) for name, path in
+             (("vae", "vae/model.pt"), ("mdn", "mdn/model.pt"), ("controller", "controller/z_h/controller.pt"))}
+    assert attrs["policy"] == {"name": "agent", "param_noise": 0.05, **first}
+    # M fine-tuned from the first round's M on both rounds' latents; CMA-ES started from the first round's C.
+    mdn_log = (run_dir / "logs" / "round-1" / "train_mdn.log").read_text()
+    assert f"starting from {run_dir / 'mdn' / 'model.pt'}" in mdn_log
+    with open(round_1 / "controller" / "z_h" / "checkpoint.pkl", "rb") as f:
+        fingerprint = pickle.load(f)["fingerprint"]
+    assert fingerprint["controller.init"] == first["controller"]
+    assert fingerprint["mdn"] == file_digest(round_1 / "mdn" / "model.pt")

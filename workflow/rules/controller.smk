@@ -7,25 +7,26 @@ rule train_controller:
     the latents' first frames, and the held-out score stays real (docs/results_dream.md)."""
     input:
         vae=f"{RUN}/vae/model.pt",
-        mdn=f"{RUN}/mdn/model.pt",
+        mdn=f"{RUN}/{{round}}mdn/model.pt",
+        init=previous_controller,
         latents=expand(f"{RUN}/latents/shard-{{shard}}.zarr", shard=SHARDS) if DREAM else [],
     # Not an output: controller/VARIANT/tensorboard/, the event files written while the job runs (see rule train_vae).
     output:
-        controller=f"{RUN}/controller/{{variant}}/controller.pt",
-        log=f"{RUN}/controller/{{variant}}/log.csv",
-        curve=report(f"{RUN}/controller/{{variant}}/curve.png", caption="../report/cma_curve.rst",
-                     category="3. C", subcategory="{variant}"),
-        diagnostics=report(f"{RUN}/controller/{{variant}}/diagnostics.png", caption="../report/cma_diagnostics.rst",
-                           category="3. C", subcategory="{variant}"),
+        controller=f"{RUN}/{{round}}controller/{{variant}}/controller.pt",
+        log=f"{RUN}/{{round}}controller/{{variant}}/log.csv",
+        curve=report(f"{RUN}/{{round}}controller/{{variant}}/curve.png", caption="../report/cma_curve.rst",
+                     category="3. C", subcategory="{round}{variant}"),
+        diagnostics=report(f"{RUN}/{{round}}controller/{{variant}}/diagnostics.png",
+                           caption="../report/cma_diagnostics.rst", category="3. C", subcategory="{round}{variant}"),
     conda:
         "../../envs/wm.yaml"
     log:
-        f"{RUN}/logs/train_controller/{{variant}}.log",
+        f"{RUN}/logs/{{round}}train_controller/{{variant}}.log",
     params:
-        wm_config=WM_CONFIG,
+        wm_config=round_args,
         # What the command reads: a change reruns the rule, and wm refuses or extends the checkpoint.
-        settings=settled("controller") | {k: config[k] for k in ("seed", "env", "torch_threads")}
-        | ({"device": config["device"]} if DREAM else {}),
+        settings=lambda wildcards: settled("controller", wildcards)
+        | {k: config[k] for k in ("seed", "env", "torch_threads")} | ({"device": config["device"]} if DREAM else {}),
         out=lambda wildcards, output: os.path.dirname(output.controller),
         latents=lambda wildcards, input: f"--latents {' '.join(input.latents)} " if DREAM else "",
     threads: config["controller"]["ranks"]

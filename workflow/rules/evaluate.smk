@@ -2,17 +2,17 @@ rule evaluate:
     """The agent on held-out tracks of gymnasium's CarRacing-v3."""
     input:
         vae=f"{RUN}/vae/model.pt",
-        mdn=f"{RUN}/mdn/model.pt",
-        controller=f"{RUN}/controller/{{variant}}/controller.pt",
+        mdn=f"{RUN}/{{round}}mdn/model.pt",
+        controller=f"{RUN}/{{round}}controller/{{variant}}/controller.pt",
     # Not an output: eval/VARIANT/tensorboard/, the event files written while the job runs (see rule train_vae).
     output:
-        returns=f"{RUN}/eval/{{variant}}/returns.json",
-        histogram=report(f"{RUN}/eval/{{variant}}/histogram.png", caption="../report/histogram.rst",
-                         category="4. Evaluation", subcategory="{variant}"),
+        returns=f"{RUN}/{{round}}eval/{{variant}}/returns.json",
+        histogram=report(f"{RUN}/{{round}}eval/{{variant}}/histogram.png", caption="../report/histogram.rst",
+                         category="4. Evaluation", subcategory="{round}{variant}"),
     conda:
         "../../envs/wm.yaml"
     log:
-        f"{RUN}/logs/evaluate/{{variant}}.log",
+        f"{RUN}/logs/{{round}}evaluate/{{variant}}.log",
     params:
         wm_config=WM_CONFIG,
         settings=config["evaluate"] | {k: config[k] for k in ("seed", "torch_threads")},

@@ -1,25 +1,26 @@
 rule train_mdn:
     """M: the MDN-RNN on V's latent sequences (GPU when present)."""
     input:
-        expand(f"{RUN}/latents/shard-{{shard}}.zarr", shard=SHARDS),
+        latents=every_rounds_latents,
+        init=previous_mdn,
     # Not an output: mdn/tensorboard/, the event files written while the job runs (see rule train_vae).
     output:
-        model=f"{RUN}/mdn/model.pt",
-        metrics=f"{RUN}/mdn/metrics.csv",
-        loss=report(f"{RUN}/mdn/loss.png", caption="../report/mdn_loss.rst", category="2. M"),
+        model=f"{RUN}/{{round}}mdn/model.pt",
+        metrics=f"{RUN}/{{round}}mdn/metrics.csv",
+        loss=report(f"{RUN}/{{round}}mdn/loss.png", caption="../report/mdn_loss.rst", category="2. M"),
     conda:
         "../../envs/wm.yaml"
     log:
-        f"{RUN}/logs/train_mdn.log",
+        f"{RUN}/logs/{{round}}train_mdn.log",
     params:
-        wm_config=WM_CONFIG,
-        settings=settled("mdn") | {k: config[k] for k in ("seed", "device", "torch_threads")},
+        wm_config=round_args,
+        settings=lambda wildcards: settled("mdn", wildcards) | {k: config[k] for k in ("seed", "device", "torch_threads")},
         out=lambda wildcards, output: os.path.dirname(output.model),
     threads: 8  # capped at the available cores when run locally
     resources:  # local runs (make run); the cluster's sizes for this rule: profiles/slurm/config.yaml
         mem_mb=16000,
     shell:
-        "wm train-mdn {params.wm_config} --latents {input} --out {params.out} > {log} 2>&1"
+        "wm train-mdn {params.wm_config} --latents {input.latents} --out {params.out} > {log} 2>&1"
 
 
 rule dream:

@@ -29,16 +29,16 @@ rule train_vae:
 
 
 rule encode:
-    """V's posterior (mu, log sigma^2) for every frame of one shard."""
+    """V's posterior (mu, log sigma^2) for every frame of one shard (of any round: V is the first round's)."""
     input:
         vae=f"{RUN}/vae/model.pt",
-        shard=f"{RUN}/data/shard-{{shard}}.zarr",
+        shard=f"{RUN}/{{round}}data/shard-{{shard}}.zarr",
     output:
-        directory(f"{RUN}/latents/shard-{{shard}}.zarr"),
+        directory(f"{RUN}/{{round}}latents/shard-{{shard}}.zarr"),
     conda:
         "../../envs/wm.yaml"
     log:
-        f"{RUN}/logs/encode/{{shard}}.log",
+        f"{RUN}/logs/{{round}}encode/{{shard}}.log",
     params:
         wm_config=WM_CONFIG,
     resources:  # local runs (make run); the cluster's sizes for this rule: profiles/slurm/config.yaml
