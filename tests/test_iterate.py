@@ -88,6 +88,12 @@ def test_mdn_fine_tune_starts_from_the_given_m(tiny_run, tmp_path):
     before, after = load_mdn(start).state_dict(), load_mdn(tmp_path / "tuned" / "model.pt").state_dict()
     for name in before:  # a vanishing learning rate: the fine-tuned M is the M it started from
         torch.testing.assert_close(after[name], before[name], rtol=0, atol=1e-6, msg=name)
+    # At the run's own learning rate it moves away from there (and stays away: validation reads the
+    # trained M, not the start again).
+    moved = train_mdn(tiny_run, tmp_path / "moved", init=str(start))
+    assert moved.returncode == 0, moved.stderr
+    trained = load_mdn(tmp_path / "moved" / "model.pt").state_dict()
+    assert all(not torch.equal(trained[name], before[name]) for name in before)
     fresh = train_mdn(tiny_run, tmp_path / "fresh", learning_rate=1e-12)
     assert fresh.returncode == 0, fresh.stderr
     weight = "lstm.weight_hh_l0"

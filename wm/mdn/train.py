@@ -284,8 +284,6 @@ def evaluate_windows(model, stores, windows, settings, device, generator,
     model.eval()
     values = []
     weights = head_weights(settings)
-    if settings["init"] != "random":
-        start_from(model, Path(settings["init"]))
     batches_of = outcome_batches if any(weights) else sequence_batches
     for batch in batches_of(stores, windows, settings["seq_len"], settings["batch_size"], None):
         batch_stats = {} if any(weights) else None
