@@ -26,6 +26,7 @@ resized by a numba port of PIL's resampler (`wm.envs._resample`).
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 import pygame
@@ -54,6 +55,23 @@ except ImportError:  # pragma: no cover - exercised only where numba is missing
 XRGB8888_MASKS = (0xFF0000, 0xFF00, 0xFF, 0)  # gymnasium's surface format, which the ports assume
 BAND_ROWS = 128  # frame rows drawn, then shrunk in X, at a time (512 kB: they stay in cache)
 CULL_BOUNDS = (-MAX_SHAPE_DIM, WINDOW_W + MAX_SHAPE_DIM, WINDOW_H + MAX_SHAPE_DIM)  # gymnasium's test
+
+# The drawing buffers are scratch (each frame overwrites what it reads), so the environments of one
+# thread share one set: the batched runner steps 16 envs in turn, and 16 private sets (~0.8 MB
+# each) fall out of cache (docs/benchmarks.md, issue 12). Per thread, so that envs stepped in
+# parallel threads never draw into each other's.
+_scratch = threading.local()
+
+
+def scratch_buffers() -> tuple[np.ndarray, np.ndarray, tuple]:
+    """This thread's (band, shrunk, resize) buffers: the frame's rows being drawn (column-major),
+    the frame after smoothscale's X pass, and the agent frame's PIL coefficients and scratch."""
+    if not hasattr(_scratch, "band"):
+        _scratch.band = np.zeros((WINDOW_W, BAND_ROWS), dtype=np.uint32)
+        _scratch.shrunk = np.zeros((WINDOW_H, STATE_W), dtype=np.uint32)
+        horizontal, vertical = _resample.resize_coefficients(STATE_W, CROP_ROWS, FRAME_SIZE, FRAME_SIZE)
+        _scratch.resize = (horizontal, vertical, _resample.resize_scratch(STATE_W, CROP_ROWS, FRAME_SIZE))
+    return _scratch.band, _scratch.shrunk, _scratch.resize
 
 
 def grass_polygons() -> np.ndarray:
@@ -139,8 +157,6 @@ class FastCarRacing(CarRacing):
         self._font = None
         self._score_cache: dict[str, tuple] = {}
         self._polygons = ()  # the frame's polygon list, filled by _raster.prepare_frame
-        self._band = np.zeros((WINDOW_W, BAND_ROWS), dtype=np.uint32)  # column-major rows of the frame
-        self._shrunk = np.zeros((WINDOW_H, STATE_W), dtype=np.uint32)  # the frame after smoothscale's X pass
         self._windows_x = None  # (fraction bits, smoothscale's X windows for them)
         self._car_template = None  # (car, *_car_polygon_template(car)), rebuilt for each new car
         self._world_surface: pygame.Surface | None = None  # the pygame path's drawing surface
@@ -151,7 +167,6 @@ class FastCarRacing(CarRacing):
         self.agent_view = False
         self.agent_frame: np.ndarray | None = None
         self._agent_rows_cache: dict[int, tuple[int, int]] = {}
-        self._resize = None  # (horizontal, vertical) PIL coefficients and scratch, for agent_frame
         self._agent_frame_of = None  # the observation agent_frame was made from on the numba path
 
     # ------------------------------------------------------------------ track
@@ -222,9 +237,6 @@ class FastCarRacing(CarRacing):
             bar_top = _raster.bar_top_row(WINDOW_H)
             last = _raster.last_row_read(WINDOW_H, STATE_H, fraction_bits, CROP_ROWS)
             self._agent_rows_cache[fraction_bits] = (bar_top, CROP_ROWS) if last < bar_top else (WINDOW_H, STATE_H)
-        if self._resize is None:
-            horizontal, vertical = _resample.resize_coefficients(STATE_W, CROP_ROWS, FRAME_SIZE, FRAME_SIZE)
-            self._resize = (horizontal, vertical, _resample.resize_scratch(STATE_W, CROP_ROWS, FRAME_SIZE))
         return self._agent_rows_cache[fraction_bits]
 
     def _fast_path_usable(self) -> bool:
@@ -310,12 +322,13 @@ class FastCarRacing(CarRacing):
             self._windows_x = (fraction_bits, _raster.smoothscale_windows(WINDOW_W, STATE_W, fraction_bits))
         observation = np.zeros((STATE_H, STATE_W, 3), dtype=np.uint8)  # C order, as `_create_image_array`'s
         rows_drawn, rows_out = self._agent_rows(fraction_bits) if self.agent_view else (WINDOW_H, STATE_H)
-        _raster.render_observation(self._band, WINDOW_H, *self._polygons, count, score_pixels, text_rect.x,
-                                   text_rect.y, self._windows_x[1], fraction_bits, self._shrunk, observation,
+        band, shrunk, resize = scratch_buffers()
+        _raster.render_observation(band, WINDOW_H, *self._polygons, count, score_pixels, text_rect.x,
+                                   text_rect.y, self._windows_x[1], fraction_bits, shrunk, observation,
                                    rows_drawn, rows_out)
         if self.agent_view:
             frame = np.empty((FRAME_SIZE, FRAME_SIZE, 3), dtype=np.uint8)
-            _resample.resize_rgb(observation, CROP_ROWS, *self._resize[0], *self._resize[1], frame, self._resize[2])
+            _resample.resize_rgb(observation, CROP_ROWS, *resize[0], *resize[1], frame, resize[2])
             self.agent_frame = frame
             self._agent_frame_of = observation
         return observation
