@@ -6,7 +6,9 @@ wm's path: `envs` environments in lockstep with V, M and C batched over them (wm
 with gymnasium's env and, when present, wm's pixel-identical fast env, twice: with full frames
 shrunk by the shared preprocessing (PIL), as before, and in the agent's view the runner now asks
 for (the fast env draws only the rows the crop reads and leaves V's 64x64 frame itself, byte for
-byte preprocess's).
+byte preprocess's); and once more in the agent's view with V's encoder in bfloat16 (config
+encoder_dtype; off by default: it changes z by rounding, its effect on the score is measured apart).
+Each path first runs one short untimed episode (numba compiles or loads its cache, torch warms up).
 
 Both run the same episodes (same tracks, same controller, same number of steps) in one process
 pinned to one core, one torch thread; the script prints frames/s, the ratio and the per-frame split.
@@ -67,8 +69,9 @@ def plain_loop(vae, mdn, params, seeds, steps) -> tuple[int, float, float, dict]
     return frames, time.perf_counter() - start, clock() - cpu_start, spent
 
 
-def batched(env_id, vae, mdn, params, seeds, steps, envs, agent_view=True) -> tuple[int, float, float, dict]:
-    agent = WorldModelAgent(vae, mdn, "z_h", True)
+def batched(env_id, vae, mdn, params, seeds, steps, envs, agent_view=True,
+            encoder_dtype="float32") -> tuple[int, float, float, dict]:
+    agent = WorldModelAgent(vae, mdn, "z_h", True, encoder_dtype)
     pool = [make_env(env_id) for _ in range(envs)]
     episodes = [Episode(params, seed, seed) for seed in seeds]
     frames, spent, returns = 0, {}, []
@@ -114,28 +117,35 @@ def main() -> None:
           f"Python {platform.python_version()}; median (by CPU time) of {args.repeats} alternating repeats; "
           f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, load average "
           f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}")
-    paths = {"plain loop (gymnasium, batch 1)": lambda: plain_loop(vae, mdn, params, seeds, args.steps),
+    # Each path is a function of (seeds, steps), so that it can first run once untimed: numba's
+    # first call compiles or loads its cache, torch's first call sets up its kernels.
+    paths = {"plain loop (gymnasium, batch 1)": lambda s, n: plain_loop(vae, mdn, params, s, n),
              f"wm batched x{args.envs} (gymnasium env)":
-                 lambda: batched("CarRacing-v3", vae, mdn, params, seeds, args.steps, args.envs)}
+                 lambda s, n: batched("CarRacing-v3", vae, mdn, params, s, n, args.envs)}
     try:
         import wm.envs.fast_car_racing  # noqa: F401
 
         paths[f"wm batched x{args.envs} ({FAST_ENV_ID}, full frames + PIL preprocess)"] = \
-            lambda: batched(FAST_ENV_ID, vae, mdn, params, seeds, args.steps, args.envs, agent_view=False)
+            lambda s, n: batched(FAST_ENV_ID, vae, mdn, params, s, n, args.envs, agent_view=False)
         paths[f"wm batched x{args.envs} ({FAST_ENV_ID}, agent view)"] = \
-            lambda: batched(FAST_ENV_ID, vae, mdn, params, seeds, args.steps, args.envs)
+            lambda s, n: batched(FAST_ENV_ID, vae, mdn, params, s, n, args.envs)
+        # Reduced precision changes z by rounding: off by default (config encoder_dtype), measured here.
+        paths[f"wm batched x{args.envs} ({FAST_ENV_ID}, agent view, bfloat16 encoder)"] = \
+            lambda s, n: batched(FAST_ENV_ID, vae, mdn, params, s, n, args.envs, encoder_dtype="bfloat16")
     except Exception as exc:  # the fast env is optional
         print(f"{FAST_ENV_ID}: not available ({type(exc).__name__}: {exc})")
+    for path in paths.values():
+        path(seeds[:1], 5)
     runs = {name: [] for name in paths}
     for _ in range(args.repeats):  # alternate, so that a change in machine load hits every path alike
         for name, path in paths.items():
-            runs[name].append(path())
+            runs[name].append(path(seeds, args.steps))
     reference = None
     for name, results in runs.items():
         frames, seconds, cpu_seconds, spent = sorted(results, key=lambda r: r[0] / r[2])[len(results) // 2]
         fps = report(name, frames, seconds, cpu_seconds, spent, reference)
         reference = reference or fps
-    fast = [results[0][3]["returns"] for name, results in runs.items() if FAST_ENV_ID in name]
+    fast = [results[0][3]["returns"] for name, results in runs.items() if FAST_ENV_ID in name and "bfloat16" not in name]
     if len(fast) == 2:
         print(f"{FAST_ENV_ID}: both paths give the same {len(fast[0])} returns: {fast[0] == fast[1]}")
 

@@ -45,7 +45,7 @@ def evaluation_runner(config: dict, agent: WorldModelAgent, env_id: str = EVALUA
 
 def evaluate(config: dict, vae_path: Path, mdn_path: Path, controller_path: Path, out: Path) -> dict:
     torch.set_num_threads(torch_threads(config, per_rank=True))
-    agent, controller = load_trained_agent(vae_path, mdn_path, controller_path)
+    agent, controller = load_trained_agent(vae_path, mdn_path, controller_path, config["encoder_dtype"])
     runner = evaluation_runner(config, agent)
     tracks, noises = evaluation_seeds(config)
     return run_farm(runner, config["evaluate"]["worker_timeout"],
@@ -65,6 +65,7 @@ def score(config, controller: Controller, agent, farm, tracks, noises, controlle
         "min": float(np.min(returns)), "max": float(np.max(returns)), "returns": returns,
         "steps": [r.steps for r in results], "tiles": [r.tiles for r in results],
         "ended_by": [r.ended_by for r in results], "track_seeds": tracks, "env_id": EVALUATION_ENV,
+        "encoder_dtype": config["encoder_dtype"],
         # How the controller drives (a diagnostic: a constant action or a saturated gas shows here).
         "action_mean": dict(zip(ACTIONS, np.mean([r.action_mean for r in results], axis=0).round(4).tolist())),
         "action_std_within_episode": dict(zip(ACTIONS, np.mean([r.action_std for r in results], axis=0).round(4).tolist())),

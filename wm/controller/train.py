@@ -64,7 +64,9 @@ def run_fingerprint(config: dict, variant: str, vae_path: Path, mdn_path: Path,
                        env_id=config["env"]["id"], vae=file_digest(vae_path), mdn=file_digest(mdn_path),
                        torch_threads=torch.get_num_threads(),
                        # the warm start by content, not by where it lies
-                       **{"controller.init": file_digest(init) if init else "zeros"}, **dream)
+                       **{"controller.init": file_digest(init) if init else "zeros"}, **dream,
+                       # absent at its default, so that earlier runs' checkpoints still match
+                       **({"encoder_dtype": dtype} if (dtype := config["encoder_dtype"]) != "float32" else {}))
 
 
 def dream_device(config: dict) -> torch.device:
@@ -110,7 +112,7 @@ def build_runner(config: dict, variant: str, vae_path: Path, mdn_path: Path, lat
     """The farm's chunk runner: real rollouts (ChunkRunner), or with controller.environment: dream a
     DreamRunner (dream training rollouts from `latents`' first frames, real held-out ones)."""
     settings = config["controller"]
-    agent = load_agent(vae_path, mdn_path, variant, settings["z_sample"])
+    agent = load_agent(vae_path, mdn_path, variant, settings["z_sample"], config["encoder_dtype"])
     real = ChunkRunner(agent, EpisodeSettings(config["env"]["id"], settings["max_steps"],
                                               settings["no_progress_steps"], settings["envs_per_rank"]))
     if settings["environment"] == "real":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -12,20 +13,30 @@ from wm.mdn.model import MDNRNN, load_mdn
 from wm.vae.model import ConvVAE, load_vae, to_input
 
 
+# config encoder_dtype: the precision V's encoder drives in (training V is unaffected).
+ENCODER_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
 class WorldModelAgent:
     """V + M + C for a batch of environments, each driven by its own controller parameters."""
 
-    def __init__(self, vae: ConvVAE, mdn: MDNRNN, variant: str, z_sample: bool):
+    def __init__(self, vae: ConvVAE, mdn: MDNRNN, variant: str, z_sample: bool, encoder_dtype: str = "float32"):
         controller_inputs(variant, vae.z_dim, mdn.hidden)  # refuses an unknown variant
-        # channels_last runs the encoder's convolutions ~10% faster on the CPU too.
-        self.vae = vae.eval().to(memory_format=torch.channels_last)
+        if encoder_dtype not in ENCODER_DTYPES:
+            raise ValueError(f"encoder_dtype is {encoder_dtype!r}; expected one of {sorted(ENCODER_DTYPES)}")
+        # channels_last runs the encoder's convolutions ~10% faster on the CPU too; bfloat16 weights
+        # (config encoder_dtype) ~2.5x faster where the CPU has AMX or AVX512-BF16 (docs/benchmarks.md).
+        self.encoder_dtype = ENCODER_DTYPES[encoder_dtype]
+        if self.encoder_dtype != torch.float32:
+            vae = copy.deepcopy(vae)  # a module's .to() converts in place: leave the caller's V as it was
+        self.vae = vae.eval().to(memory_format=torch.channels_last, dtype=self.encoder_dtype)
         self.mdn, self.variant, self.z_sample = mdn.eval(), variant, z_sample
         self.uses_memory = uses_memory(variant)
 
     @torch.inference_mode()
     def encode(self, frames: np.ndarray, noise: np.ndarray) -> torch.Tensor:
-        x = to_input(torch.from_numpy(frames)).contiguous(memory_format=torch.channels_last)
-        mu, logvar = self.vae.encode(x)
+        x = to_input(torch.from_numpy(frames)).to(self.encoder_dtype).contiguous(memory_format=torch.channels_last)
+        mu, logvar = (t.float() for t in self.vae.encode(x))
         if not self.z_sample:
             return mu
         return mu + torch.exp(0.5 * logvar) * torch.from_numpy(noise)
@@ -40,17 +51,19 @@ class WorldModelAgent:
         return self.mdn.step(z, actions, state)
 
 
-def load_agent(vae_path: Path, mdn_path: Path, variant: str, z_sample: bool) -> WorldModelAgent:
+def load_agent(vae_path: Path, mdn_path: Path, variant: str, z_sample: bool,
+               encoder_dtype: str = "float32") -> WorldModelAgent:
     """The agent from V's and M's checkpoints, checked to fit together."""
     vae, mdn = load_vae(vae_path), load_mdn(mdn_path)
     if vae.z_dim != mdn.z_dim:
         raise ValueError(f"{vae_path} has z_dim {vae.z_dim} but {mdn_path} was trained on z_dim {mdn.z_dim}")
-    return WorldModelAgent(vae, mdn, variant, z_sample)
+    return WorldModelAgent(vae, mdn, variant, z_sample, encoder_dtype)
 
 
-def load_trained_agent(vae_path: Path, mdn_path: Path, controller_path: Path) -> tuple[WorldModelAgent, Controller]:
+def load_trained_agent(vae_path: Path, mdn_path: Path, controller_path: Path,
+                       encoder_dtype: str = "float32") -> tuple[WorldModelAgent, Controller]:
     """The agent a controller checkpoint drives, and the controller: C is driven as it was trained,
     on sampled z if its CMA-ES run sampled z (its checkpoint says)."""
     vae, mdn = load_vae(vae_path), load_mdn(mdn_path)
     controller = load_controller(controller_path, vae.z_dim, mdn.hidden)
-    return WorldModelAgent(vae, mdn, controller.variant, controller.z_sample), controller
+    return WorldModelAgent(vae, mdn, controller.variant, controller.z_sample, encoder_dtype), controller

@@ -55,7 +55,7 @@ def load_collecting_agent(config: dict, models: dict[str, Path] | None):
 
     # Shards run side by side (an array job), as MPI ranks do: one thread each unless torch_threads says.
     torch.set_num_threads(torch_threads(config, per_rank=True))
-    agent = load_trained_agent(models["vae"], models["mdn"], models["controller"])
+    agent = load_trained_agent(models["vae"], models["mdn"], models["controller"], config["encoder_dtype"])
     return agent, {name: file_digest(path) for name, path in models.items()}
 
 

@@ -108,6 +108,8 @@ def policy_parameters(config: dict, agent_files: dict | None = None) -> dict:
     params = {"name": name}
     if name == "agent":
         params.update(param_noise=config["collect"]["param_noise"], **(agent_files or {}))
+        if config["encoder_dtype"] != "float32":  # recorded only off its default, as in the fingerprints
+            params["encoder_dtype"] = config["encoder_dtype"]
     if name == "brownian":
         params["dt"] = config["collect"]["brownian_dt"]
     if name == "random_controller":

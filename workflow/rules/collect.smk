@@ -12,7 +12,8 @@ rule collect:
     params:
         wm_config=round_args,
         # Not env.id: wm/CarRacing-v3 is pixel-identical to CarRacing-v3, so switching does not change the data.
-        settings=lambda wildcards: settled("collect", wildcards) | {"seed": config["seed"]},
+        settings=lambda wildcards: settled("collect", wildcards) | {"seed": config["seed"]}
+        | (ENCODER_DTYPE if collecting_agent(wildcards) else {}),
         shard=lambda wildcards: int(wildcards.shard),
         agent=lambda wildcards, input: "".join(f" --{name} {input[name]}" for name in ("vae", "mdn", "controller")
                                                if name in input.keys()),

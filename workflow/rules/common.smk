@@ -13,6 +13,9 @@ validate(config, schema="../schemas/config.schema.yaml")
 RUN = config["run_dir"]
 SHARDS = [f"{i:04d}" for i in range(config["collect"]["shards"])]  # the first round's
 VARIANTS = config["controller"]["variants"]
+# The precision V's encoder drives in, for the rules where the agent drives (collect by agent, C,
+# evaluation); in their params only when not the default, so that runs made before it are not rerun.
+ENCODER_DTYPE = {} if config["encoder_dtype"] == "float32" else {"encoder_dtype": config["encoder_dtype"]}
 
 
 def wm_config_args(overlay: dict | None = None):

@@ -26,7 +26,8 @@ rule train_controller:
         wm_config=round_args,
         # What the command reads: a change reruns the rule, and wm refuses or extends the checkpoint.
         settings=lambda wildcards: settled("controller", wildcards)
-        | {k: config[k] for k in ("seed", "env", "torch_threads")} | ({"device": config["device"]} if DREAM else {}),
+        | {k: config[k] for k in ("seed", "env", "torch_threads")} | ({"device": config["device"]} if DREAM else {})
+        | ENCODER_DTYPE,
         out=lambda wildcards, output: os.path.dirname(output.controller),
         latents=lambda wildcards, input: f"--latents {' '.join(input.latents)} " if DREAM else "",
     threads: config["controller"]["ranks"]

@@ -15,7 +15,7 @@ rule evaluate:
         f"{RUN}/logs/{{round}}evaluate/{{variant}}.log",
     params:
         wm_config=WM_CONFIG,
-        settings=config["evaluate"] | {k: config[k] for k in ("seed", "torch_threads")},
+        settings=config["evaluate"] | {k: config[k] for k in ("seed", "torch_threads")} | ENCODER_DTYPE,
         out=lambda wildcards, output: os.path.dirname(output.returns),
     threads: config["evaluate"]["ranks"]
     resources:  # local runs (make run); the cluster's sizes for this rule: profiles/slurm/config.yaml
