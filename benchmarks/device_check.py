@@ -412,7 +412,7 @@ def mdn_stepper(device, bf16: bool, compiled: bool, settings: dict):
         with contextlib.ExitStack() as stack:
             if not bf16:  # batch_loss takes wm.runtime.autocast (bf16 on CUDA); turn it off for this row
                 saved = mdn_train.autocast
-                mdn_train.autocast = lambda d: torch.autocast(device_type=d.type, enabled=False)
+                mdn_train.autocast = lambda d, *_: torch.autocast(device_type=d.type, enabled=False)
                 stack.callback(setattr, mdn_train, "autocast", saved)
             loss, _, _ = mdn_train.batch_loss(forward, batch, device, generator)
         optimizer.zero_grad(set_to_none=True)

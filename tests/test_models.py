@@ -113,3 +113,41 @@ def test_wrong_checkpoints_are_refused_clearly(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="junk.pt: not a readable vae checkpoint"):
         load_checkpoint(tmp_path / "junk.pt", "vae")
+
+
+def test_train_dtype_bfloat16_trains_v_in_bfloat16_on_the_cpu_and_learns_alike():
+    """config train_dtype: auto (the default) keeps the CPU in float32, bfloat16 autocasts V's step
+    there too. 30 Adam steps on 16 two-colour frames took the loss from 1,125.7 to 968.6 (float32)
+    and 967.1 (bfloat16) on the Intel Xeon VM with AMX, 2026-12-03 (0.2% apart; 3% at most along
+    the way). bfloat16's kernels differ by CPU kind, so the bound is 5%, and both must learn."""
+    from wm.runtime import autocast
+
+    cpu = torch.device("cpu")
+    g = torch.Generator().manual_seed(0)
+    colours, rows = torch.rand(16, 2, 3, generator=g), torch.randint(10, 54, (16,), generator=g)
+    sky = (torch.arange(64)[None, :] < rows[:, None]).float()[:, None, :, None]
+    x = (colours[:, 0, :, None, None] * sky + colours[:, 1, :, None, None] * (1 - sky)).expand(16, 3, 64, 64).contiguous()
+
+    def train(train_dtype: str) -> tuple[list[float], torch.dtype]:
+        torch.manual_seed(0)
+        vae = ConvVAE()
+        optimizer = torch.optim.Adam(vae.parameters(), lr=1e-3)
+        curve = []
+        for _ in range(30):
+            with autocast(cpu, train_dtype):
+                recon, mu, logvar = vae(x)
+            loss = vae_loss(recon.float(), x, mu.float(), logvar.float(), 0.5)[0]
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            curve.append(loss.item())
+        return curve, recon.dtype
+
+    (plain, plain_dtype), (bf16, bf16_dtype) = train("auto"), train("bfloat16")
+    assert (plain_dtype, bf16_dtype) == (torch.float32, torch.bfloat16)
+    assert plain[-1] < 0.9 * plain[0] and bf16[-1] < 0.9 * bf16[0]
+    assert abs(bf16[-1] - plain[-1]) < 0.05 * plain[-1], (plain[-1], bf16[-1])
+    with autocast(cpu, "float32"):
+        assert ConvVAE().encoder(x[:1]).dtype == torch.float32
+    with pytest.raises(ValueError, match="train_dtype is 'float16'"):
+        autocast(cpu, "float16")

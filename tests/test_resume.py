@@ -139,3 +139,17 @@ def test_every_result_changing_knob_is_in_the_fingerprint(tiny_run, tmp_path, st
     other = copy.deepcopy(config)
     other["seed"] += 1
     assert "seed" in [d.split()[0] for d in differences(base, fingerprints(other))]
+
+
+def test_train_dtype_is_in_v_and_m_fingerprints_only_off_its_default(tiny_run):
+    """train_dtype bfloat16 trains V and M otherwise, so a float32 checkpoint is refused for it;
+    at its default it is absent, so checkpoints made before the knob existed still resume."""
+    config = load_config(tiny_args()[1::2])
+    cpu = torch.device("cpu")
+    for fingerprint, kind, folder in ((vae_fingerprint, "rollouts", "data"), (mdn_fingerprint, "latents", "latents")):
+        stores = open_stores(sorted((tiny_run / folder).glob("*.zarr")), kind)
+        base = fingerprint(config, stores, cpu)
+        assert "train_dtype" not in base
+        other = copy.deepcopy(config)
+        other["train_dtype"] = "bfloat16"
+        assert differences(base, fingerprint(other, stores, cpu)) == ["train_dtype '(unset)' -> 'bfloat16'"]

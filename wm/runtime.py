@@ -20,6 +20,9 @@ DISPATCH_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512
 _TORCH_DEFAULT_THREADS = torch.get_num_threads()  # torch's own choice: the cores it may use
 
 
+TRAIN_DTYPES = ("auto", "float32", "bfloat16")
+
+
 def torch_threads(config: dict, per_rank: bool) -> int:
     """The thread count a process uses: config's torch_threads, or for 0 ("auto") torch's default
     (its usable cores) in the one-process stages (V, encode, M) and one per rank in the MPI stages
@@ -44,9 +47,19 @@ def setup_torch(config: dict, seed: int, per_rank: bool = False) -> torch.device
     return device
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA (the VAE and LSTM train stably in it); a no-op on the CPU."""
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+def autocast(device: torch.device, train_dtype: str = "auto"):
+    """V's and M's training steps in bf16 autocast (config train_dtype): `auto` on CUDA only (the VAE
+    and LSTM train stably in it), `bfloat16` on the CPU too (AMX / AVX512-BF16 kernels: V's step
+    ~1.7x, M's LSTM unchanged, benchmarks/bench_train.py), `float32` nowhere."""
+    if train_dtype not in TRAIN_DTYPES:
+        raise ValueError(f"train_dtype is {train_dtype!r}; expected one of {list(TRAIN_DTYPES)}")
+    enabled = train_dtype == "bfloat16" or (train_dtype == "auto" and device.type == "cuda")
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def train_dtype_fingerprint(config: dict) -> dict:
+    """train_dtype for a training run's fingerprint, only off its default: earlier checkpoints still resume."""
+    return {} if config["train_dtype"] == "auto" else {"train_dtype": config["train_dtype"]}
 
 
 def _cpuinfo() -> dict[str, str]:

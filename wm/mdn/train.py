@@ -27,7 +27,7 @@ from wm.metrics import duration, metrics_writer, progress
 from wm.report import plot_curves
 from wm.resume import check_length, fingerprint, load_resumable, stores_digest
 from wm.rollouts.readers import open_stores, sequence_batches, sequence_windows
-from wm.runtime import autocast, numerics_signature, setup_torch
+from wm.runtime import autocast, numerics_signature, setup_torch, train_dtype_fingerprint
 from wm.seeding import derive_seed, rng
 
 # The columns of metrics.csv that TensorBoard shows (step = epoch).
@@ -49,17 +49,19 @@ def head_weights(settings: dict) -> tuple[float, float]:
 
 
 def batch_loss(model: MDNRNN, batch: dict, device, generator: torch.Generator | None = None,
-               weights: tuple[float, float] = (0.0, 0.0), stats: dict | None = None) -> tuple[torch.Tensor, float, float]:
+               weights: tuple[float, float] = (0.0, 0.0), stats: dict | None = None,
+               train_dtype: str = "auto") -> tuple[torch.Tensor, float, float]:
     """MDN loss of one batch; the mean squared error of M's expected next z (the mixture mean)
     and of the copy-last-z baseline, both against the sampled next z. With heads (`weights` above 0,
     the batch from outcome_batches) the loss adds weight x each head's loss, and `stats` (if given)
-    receives the sums the heads' metrics are made of (accumulate, head_metrics)."""
+    receives the sums the heads' metrics are made of (accumulate, head_metrics). `train_dtype`: the
+    config key of that name (wm.runtime.autocast)."""
     mu, logvar = (torch.from_numpy(batch[k]).to(device) for k in ("mu", "logvar"))
     noise = torch.randn(mu.shape, generator=generator).to(device)
     z = mu + torch.exp(0.5 * logvar) * noise
     actions = torch.from_numpy(batch["actions"]).to(device)
     mask = torch.from_numpy(batch["mask"]).to(device)
-    with autocast(device):
+    with autocast(device, train_dtype):
         if not any(weights):
             (log_weights, means, log_stds), _ = model(z[:, :-1], actions)
         else:  # the same pass, keeping the LSTM's outputs for the heads
@@ -162,7 +164,8 @@ def run_fingerprint(config: dict, stores, device: torch.device) -> dict:
     init = config["mdn"]["init"]
     start = {"mdn.init": file_digest(Path(init))} if init != "random" else {}
     return fingerprint(config, "mdn", latents=stores_digest(stores), device=device.type,
-                       torch_threads=torch.get_num_threads() if device.type == "cpu" else None, **start)
+                       torch_threads=torch.get_num_threads() if device.type == "cpu" else None, **start,
+                       **train_dtype_fingerprint(config))
 
 
 def start_from(model: MDNRNN, path: Path) -> None:
@@ -226,7 +229,7 @@ def train_mdn(config: dict, latents: list[Path], out: Path) -> None:
             bar.set_description(f"mdn epoch {epoch + 1}/{settings['epochs']}", refresh=False)
             for batch in batches_of(stores, training, settings["seq_len"], settings["batch_size"], stream):
                 stats = {} if any(weights) else None
-                loss, _, _ = batch_loss(model, batch, device, generator, weights, stats)
+                loss, _, _ = batch_loss(model, batch, device, generator, weights, stats, config["train_dtype"])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_value_(model.parameters(), settings["grad_clip"])
@@ -238,7 +241,7 @@ def train_mdn(config: dict, latents: list[Path], out: Path) -> None:
                 bar.update()
             val_stats = {} if any(weights) else None
             val_loss, mdn_error, copy_error = evaluate_windows(model, stores, validation, settings, device, generator,
-                                                               val_stats)
+                                                               config["train_dtype"], val_stats)
             rows.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "validation_loss": val_loss,
                          "mdn_mse": mdn_error, "copy_last_z_mse": copy_error,
                          **(head_metrics(train_stats, "train_") | head_metrics(val_stats) if any(weights) else {}),
@@ -275,7 +278,7 @@ def train_mdn(config: dict, latents: list[Path], out: Path) -> None:
 
 
 @torch.inference_mode()
-def evaluate_windows(model, stores, windows, settings, device, generator,
+def evaluate_windows(model, stores, windows, settings, device, generator, train_dtype: str,
                      stats: dict | None = None) -> tuple[float, float, float]:
     """Validation loss, M's next-z MSE and the copy-last-z baseline's, averaged over batches; with
     heads (`stats` given), their sums over every validation step go into `stats`."""
@@ -287,7 +290,7 @@ def evaluate_windows(model, stores, windows, settings, device, generator,
     batches_of = outcome_batches if any(weights) else sequence_batches
     for batch in batches_of(stores, windows, settings["seq_len"], settings["batch_size"], None):
         batch_stats = {} if any(weights) else None
-        loss, mdn_error, copy_error = batch_loss(model, batch, device, generator, weights, batch_stats)
+        loss, mdn_error, copy_error = batch_loss(model, batch, device, generator, weights, batch_stats, train_dtype)
         if batch_stats:
             loss = torch.tensor(batch_stats.pop("nll"))
             for key, value in batch_stats.items():

@@ -18,7 +18,7 @@ from wm.metrics import metrics_writer, progress
 from wm.report import plot_reconstructions
 from wm.resume import check_length, fingerprint, load_resumable, stores_digest
 from wm.rollouts.readers import frame_batches, open_stores, sample_frames
-from wm.runtime import autocast, numerics_signature, setup_torch
+from wm.runtime import autocast, numerics_signature, setup_torch, train_dtype_fingerprint
 from wm.seeding import derive_seed, rng
 from wm.vae.model import ConvVAE, to_input, vae_loss
 
@@ -64,7 +64,8 @@ def run_fingerprint(config: dict, stores, device: torch.device) -> dict:
     """What a checkpoint must match to be resumed (wm/resume.py): V's settings, the seed, the data's
     content, the device, and on the CPU the thread count (it changes the rounding)."""
     return fingerprint(config, "vae", data=stores_digest(stores), device=device.type,
-                       torch_threads=torch.get_num_threads() if device.type == "cpu" else None)
+                       torch_threads=torch.get_num_threads() if device.type == "cpu" else None,
+                       **train_dtype_fingerprint(config))
 
 
 def train_vae(config: dict, data: list[Path], out: Path) -> None:
@@ -112,7 +113,7 @@ def train_vae(config: dict, data: list[Path], out: Path) -> None:
                 x = to_input(torch.from_numpy(frames).to(device, non_blocking=True))
                 if device.type == "cuda":
                     x = x.contiguous(memory_format=torch.channels_last)
-                with autocast(device):
+                with autocast(device, config["train_dtype"]):
                     recon, mu, logvar = model(x)
                 loss, recon_term, kl = vae_loss(recon.float(), x, mu.float(), logvar.float(), settings["kl_tolerance"])
                 optimizer.zero_grad(set_to_none=True)

@@ -16,6 +16,8 @@ VARIANTS = config["controller"]["variants"]
 # The precision V's encoder drives in, for the rules where the agent drives (collect by agent, C,
 # evaluation); in their params only when not the default, so that runs made before it are not rerun.
 ENCODER_DTYPE = {} if config["encoder_dtype"] == "float32" else {"encoder_dtype": config["encoder_dtype"]}
+# The precision V and M train in, for their rules, likewise only off its default.
+TRAIN_DTYPE = {} if config["train_dtype"] == "auto" else {"train_dtype": config["train_dtype"]}
 
 
 def wm_config_args(overlay: dict | None = None):

@@ -14,7 +14,8 @@ rule train_mdn:
         f"{RUN}/logs/{{round}}train_mdn.log",
     params:
         wm_config=round_args,
-        settings=lambda wildcards: settled("mdn", wildcards) | {k: config[k] for k in ("seed", "device", "torch_threads")},
+        settings=lambda wildcards: settled("mdn", wildcards) | {k: config[k] for k in ("seed", "device", "torch_threads")}
+        | TRAIN_DTYPE,
         out=lambda wildcards, output: os.path.dirname(output.model),
     threads: 8  # capped at the available cores when run locally
     resources:  # local runs (make run); the cluster's sizes for this rule: profiles/slurm/config.yaml
