@@ -59,6 +59,19 @@ def test_agent_tracks_are_not_the_random_rounds(tiny_run, agent_shard):
     assert not set(agent["seeds"]) & set(random_round["seeds"])
 
 
+def test_each_later_round_drives_on_tracks_of_its_own(tiny_run, agent_shard, tmp_path):
+    """collect.round: round 1 keeps the tracks every run before the key had (derived from (shard,
+    episode)); round 2 draws new ones, and records its round."""
+    from wm.seeding import derive_seed
+
+    _, first = arrays(agent_shard)
+    assert first["seeds"] == [derive_seed(0, "collect_agent", 0, e) for e in range(len(first["seeds"]))]
+    assert "round" not in first
+    _, second = arrays(collect_agent(tiny_run, tmp_path / "round-2.zarr", round=2))
+    assert second["round"] == 2 and len(second["seeds"]) == len(first["seeds"])
+    assert not set(second["seeds"]) & set(first["seeds"])
+
+
 def test_parameter_noise_changes_how_each_episode_drives(tiny_run, agent_shard, tmp_path):
     noisy, _ = arrays(agent_shard)
     quiet, _ = arrays(collect_agent(tiny_run, tmp_path / "quiet.zarr", param_noise=0.0))

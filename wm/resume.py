@@ -44,7 +44,7 @@ MAY_DIFFER = {
 # Keys added after checkpoints existed, with the value that reproduces the code before them: left out
 # of the fingerprint at that value (the rule above). Issue 15 (learning inside M's dream) added them.
 LATER_KEYS = {
-    "collect": {"param_noise": 0.1},  # read by collect.policy agent only
+    "collect": {"param_noise": 0.1, "round": 1},  # param_noise: read by collect.policy agent only
     "vae": {},
     "mdn": {"reward_weight": 0.0, "done_weight": 0.0, "init": "random"},
     "controller": {"environment": "real", "dream_temperature": 1.15, "dream_max_steps": 1000,

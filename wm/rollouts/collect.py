@@ -59,6 +59,16 @@ def load_collecting_agent(config: dict, models: dict[str, Path] | None):
     return agent, {name: file_digest(path) for name, path in models.items()}
 
 
+def episode_streams(config: dict, purpose: str, shard: int, episode: int) -> tuple[int, np.random.Generator]:
+    """Episode `episode` of shard `shard`: its track seed and its policy's random stream. Round 1 (and every
+    run made before collect.round) keys them by (shard, episode); round R >= 2 by (shard, episode, R), four
+    entropy words against round 1's two and three, so that no round's tracks or noise repeat another's."""
+    seed, round_ = config["seed"], config["collect"]["round"]
+    if round_ == 1:
+        return derive_seed(seed, purpose, shard, episode), rng(seed, purpose, shard, episode, 1)
+    return derive_seed(seed, purpose, shard, episode, 0, round_), rng(seed, purpose, shard, episode, 1, round_)
+
+
 def collect_shard(config: dict, shard: int, out: Path, models: dict[str, Path] | None = None) -> None:
     """`models` (vae, mdn, controller paths) drive the episodes when collect.policy is agent."""
     settings = config["collect"]
@@ -76,9 +86,8 @@ def collect_shard(config: dict, shard: int, out: Path, models: dict[str, Path] |
     seeds, tiles = [], []
     with progress(total=episodes * max_steps, desc=f"collect shard {shard}", unit="frame") as bar:
         for e in range(episodes):
-            track_seed = derive_seed(config["seed"], purpose, shard, e)
-            policy = make_policy(settings["policy"], rng(config["seed"], purpose, shard, e, 1),
-                                 settings["brownian_dt"], agent, settings["param_noise"])
+            track_seed, noise = episode_streams(config, purpose, shard, e)
+            policy = make_policy(settings["policy"], noise, settings["brownian_dt"], agent, settings["param_noise"])
             episode, visited = run_episode(env, track_seed, policy, max_steps)
             lengths[e] = len(episode["actions"])
             for name, values in episode.items():
@@ -95,6 +104,7 @@ def collect_shard(config: dict, shard: int, out: Path, models: dict[str, Path] |
         "tiles_visited": tiles,
         "max_steps": max_steps,
         "policy": policy_parameters(config, agent_files),
+        **({"round": settings["round"]} if settings["round"] != 1 else {}),
         "versions": versions(),
     })
     print(f"collect: wrote {out} ({episodes} episodes, {int(lengths.sum())} frames)")

@@ -62,7 +62,7 @@ def round_overlay(r: int) -> dict:
         return {}
     previous = f"{RUN}/{round_folder(r - 1)}"
     iterate = config["iterate"]
-    return {"collect": {**iterate["collect"], "policy": "agent"},
+    return {"collect": {**iterate["collect"], "policy": "agent", "round": r},
             "mdn": {**iterate["mdn"], "init": f"{previous}mdn/model.pt"},
             "controller": {**iterate["controller"], "init": f"{previous}controller/{{variant}}/controller.pt"}}
 
