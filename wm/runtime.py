@@ -50,7 +50,7 @@ def setup_torch(config: dict, seed: int, per_rank: bool = False) -> torch.device
 def autocast(device: torch.device, train_dtype: str = "auto"):
     """V's and M's training steps in bf16 autocast (config train_dtype): `auto` on CUDA only (the VAE
     and LSTM train stably in it), `bfloat16` on the CPU too (AMX / AVX512-BF16 kernels: V's step
-    ~1.7x, M's LSTM unchanged, benchmarks/bench_train.py), `float32` nowhere."""
+    ~1.5x with channels_last, M's LSTM unchanged, benchmarks/bench_train.py), `float32` nowhere."""
     if train_dtype not in TRAIN_DTYPES:
         raise ValueError(f"train_dtype is {train_dtype!r}; expected one of {list(TRAIN_DTYPES)}")
     enabled = train_dtype == "bfloat16" or (train_dtype == "auto" and device.type == "cuda")
