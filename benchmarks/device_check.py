@@ -348,12 +348,10 @@ def syncer(device):
 
 
 def precision(device, bf16: bool):
-    """wm.runtime.autocast (bf16 on CUDA) when bf16, else autocast off."""
-    import torch
-
+    """wm.runtime.autocast in bf16 (config train_dtype bfloat16, on CUDA or the CPU) when bf16, else off."""
     from wm.runtime import autocast
 
-    return autocast(device) if bf16 else torch.autocast(device_type=device.type, enabled=False)
+    return autocast(device, "bfloat16" if bf16 else "float32")
 
 
 def vae_stepper(device, bf16: bool, channels_last: bool, compiled: bool, settings: dict):
@@ -409,12 +407,8 @@ def mdn_stepper(device, bf16: bool, compiled: bool, settings: dict):
     losses = []
 
     def step():
-        with contextlib.ExitStack() as stack:
-            if not bf16:  # batch_loss takes wm.runtime.autocast (bf16 on CUDA); turn it off for this row
-                saved = mdn_train.autocast
-                mdn_train.autocast = lambda d, *_: torch.autocast(device_type=d.type, enabled=False)
-                stack.callback(setattr, mdn_train, "autocast", saved)
-            loss, _, _ = mdn_train.batch_loss(forward, batch, device, generator)
+        loss, _, _ = mdn_train.batch_loss(forward, batch, device, generator,
+                                          train_dtype="bfloat16" if bf16 else "float32")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_value_(model.parameters(), settings["grad_clip"])
