@@ -1,8 +1,8 @@
 """V's and M's training steps on the CPU: wm's default against the layouts and precisions a CPU offers.
 
-A training step here is what wm/vae/train.py and wm/mdn/train.py run per batch: forward, loss,
-backward and Adam, on a batch of the configured size (vae.batch_size frames of 64x64x3; mdn.batch_size
-windows of mdn.seq_len steps), with random inputs (the step's cost does not depend on them).
+A training step here is what wm/vae/train.py and wm/mdn/train.py run per batch (device_check.py's
+vae_stepper and mdn_stepper: forward, loss, backward, clip, Adam), on a batch of the configured size
+(vae.batch_size frames of 64x64x3; mdn.batch_size windows of mdn.seq_len steps), with random inputs.
 The variants, each measured side by side in alternating repeats of one process:
   default          float32, contiguous (NCHW): what wm trains with on the CPU
   channels_last    float32, NHWC tensors (what wm uses on CUDA)
@@ -23,47 +23,12 @@ import time
 
 import torch
 
+from device_check import mdn_stepper, vae_stepper  # benchmarks/: the steps of wm's training loops
 from wm.config import load_config
-from wm.mdn.model import MDNRNN, mdn_loss
-from wm.vae.model import ConvVAE, vae_loss
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANTS = {"default": (False, False), "channels_last": (True, False),
             "bf16 autocast": (False, True), "bf16 + channels_last": (True, True)}
-
-
-def vae_step_fn(batch_size: int, kl_tolerance: float, channels_last: bool, bf16: bool):
-    model = ConvVAE()
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    x = torch.rand(batch_size, 3, 64, 64)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-
-    def step():
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            recon, mu, logvar = model(x)
-        loss = vae_loss(recon.float(), x, mu.float(), logvar.float(), kl_tolerance)[0]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return step, batch_size
-
-
-def mdn_step_fn(batch_size: int, length: int, bf16: bool):
-    model = MDNRNN()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    z, a = torch.randn(batch_size, length + 1, 32), torch.rand(batch_size, length + 1, 3)
-
-    def step():
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            (log_weights, means, log_stds), _ = model(z[:, :-1], a[:, :-1])
-        loss = mdn_loss(log_weights.float(), means.float(), log_stds.float(), z[:, 1:])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return step, batch_size * length
 
 
 def timed(step, batches: int) -> tuple[float, float]:
@@ -88,8 +53,10 @@ def main() -> None:
     for threads in args.threads:
         torch.set_num_threads(threads)
         torch.manual_seed(0)
-        steps = {f"V {name}": vae_step_fn(v["batch_size"], v["kl_tolerance"], *flags) for name, flags in VARIANTS.items()}
-        steps |= {f"M {name}": mdn_step_fn(m["batch_size"], m["seq_len"], bf16)
+        cpu = torch.device("cpu")
+        steps = {f"V {name}": (vae_stepper(cpu, bf16, last, False, v)[0], v["batch_size"])
+                 for name, (last, bf16) in VARIANTS.items()}
+        steps |= {f"M {name}": (mdn_stepper(cpu, bf16, False, m)[0], m["batch_size"] * m["seq_len"])
                   for name, bf16 in (("default", False), ("bf16 autocast", True))}
         for step, _ in steps.values():
             step()  # warm-up: kernels chosen, buffers allocated
