@@ -16,7 +16,7 @@ from conftest import BIN, REPO, tiny_args
 from wm.config import load_config, load_schema
 from wm.controller.train import run_fingerprint as controller_fingerprint
 from wm.mdn.train import run_fingerprint as mdn_fingerprint
-from wm.resume import MAY_DIFFER, differences
+from wm.resume import LATER_KEYS, LATER_TOP_KEYS, MAY_DIFFER, differences, fingerprint, recorded_settings
 from wm.rollouts.readers import open_stores
 from wm.vae.train import run_fingerprint as vae_fingerprint
 
@@ -153,3 +153,24 @@ def test_train_dtype_is_in_v_and_m_fingerprints_only_off_its_default(tiny_run):
         other = copy.deepcopy(config)
         other["train_dtype"] = "bfloat16"
         assert differences(base, fingerprint(other, stores, cpu)) == ["train_dtype '(unset)' -> 'bfloat16'"]
+
+
+def test_later_keys_hold_their_schema_defaults_and_are_recorded_only_off_them():
+    """A key added after checkpoints existed is left out of fingerprints, shard metadata and rule params
+    at the value that reproduces the code before it; that value must be the schema's default, or every
+    default run would refuse the older checkpoints (or silently match ones made otherwise)."""
+    defaults = load_config([REPO / "config.yaml"])
+    for stage, keys in LATER_KEYS.items():
+        for key, value in keys.items():
+            assert defaults[stage][key] == value, f"{stage}.{key}: LATER_KEYS must hold the schema default"
+    for key, value in LATER_TOP_KEYS.items():
+        assert defaults[key] == value, f"{key}: LATER_TOP_KEYS must hold the schema default"
+        assert recorded_settings({key: value}) == {}
+    assert recorded_settings({"encoder_dtype": "bfloat16"}) == {"encoder_dtype": "bfloat16"}
+    assert recorded_settings({"round": 1}, "collect") == {} and recorded_settings({"round": 2}, "collect") == {"round": 2}
+    config = copy.deepcopy(defaults)
+    base = fingerprint(config, "mdn")
+    assert not any(k.endswith(("reward_weight", "done_weight")) for k in base)
+    assert "mdn.seq_len" in base  # the keys that are not later ones stay, default or not
+    config["mdn"]["reward_weight"] = 1.0
+    assert differences(base, fingerprint(config, "mdn")) == ["mdn.reward_weight '(unset)' -> 1.0"]

@@ -50,6 +50,11 @@ LATER_KEYS = {
     "controller": {"environment": "real", "dream_temperature": 1.15, "dream_max_steps": 1000,
                    "dream_batch": 1024, "dream_done_threshold": 0.5},
 }
+# Top-level keys (outside the stages' sections) added later, likewise: recorded only off these values.
+LATER_TOP_KEYS = {
+    "encoder_dtype": "float32",  # V's encoder as the agent drives (collect by agent, C, evaluation)
+    "train_dtype": "auto",  # V's and M's training steps
+}
 # The key that says how long a stage runs: raising it extends a finished run.
 LENGTH = {"vae": "epochs", "mdn": "epochs", "controller": "generations"}
 
@@ -61,10 +66,18 @@ class ResumeError(ValueError):
 def fingerprint(config: dict, stage: str, **extra) -> dict:
     """Every result-changing setting of `stage` as flat dotted keys, the run seed, and `extra`
     (input digests, env id, threads, device: whatever else the stage's result depends on)."""
-    later = LATER_KEYS.get(stage, {})
-    keys = {f"{stage}.{key}": value for key, value in sorted(config[stage].items())
-            if key not in MAY_DIFFER[stage] and not (key in later and value == later[key])}
+    keys = {f"{stage}.{key}": value for key, value in sorted(recorded_settings(config[stage], stage).items())
+            if key not in MAY_DIFFER[stage]}
     return {**keys, "seed": config["seed"], **extra}
+
+
+def recorded_settings(settings: dict, stage: str | None = None) -> dict:
+    """`settings` (a stage's config section, or some top-level keys when `stage` is None) without the
+    keys added later that hold the value reproducing the code before them (LATER_KEYS[stage],
+    LATER_TOP_KEYS): what fingerprints, shard metadata and Snakemake rule params record, so that
+    checkpoints, shards and outputs made before a key existed still match at its default."""
+    earlier = LATER_KEYS.get(stage, {}) if stage else LATER_TOP_KEYS
+    return {key: value for key, value in settings.items() if not (key in earlier and value == earlier[key])}
 
 
 def stores_digest(stores) -> str:

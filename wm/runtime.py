@@ -57,11 +57,6 @@ def autocast(device: torch.device, train_dtype: str = "auto"):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
-def train_dtype_fingerprint(config: dict) -> dict:
-    """train_dtype for a training run's fingerprint, only off its default: earlier checkpoints still resume."""
-    return {} if config["train_dtype"] == "auto" else {"train_dtype": config["train_dtype"]}
-
-
 def _cpuinfo() -> dict[str, str]:
     fields: dict[str, str] = {}
     try:

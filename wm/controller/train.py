@@ -36,7 +36,7 @@ from wm.episodes.runner import ChunkRunner, EpisodeSettings
 from wm.files import atomic_path, file_digest, save_torch, versions, write_csv
 from wm.metrics import MetricsWriter, duration, metrics_writer
 from wm.report import plot_curves
-from wm.resume import check_length, fingerprint, load_resumable, stores_digest
+from wm.resume import check_length, fingerprint, load_resumable, recorded_settings, stores_digest
 from wm.rollouts.readers import open_stores
 from wm.runtime import numerics_signature, torch_threads
 from wm.seeding import derive_seed, seeds
@@ -65,8 +65,7 @@ def run_fingerprint(config: dict, variant: str, vae_path: Path, mdn_path: Path,
                        torch_threads=torch.get_num_threads(),
                        # the warm start by content, not by where it lies
                        **{"controller.init": file_digest(init) if init else "zeros"}, **dream,
-                       # absent at its default, so that earlier runs' checkpoints still match
-                       **({"encoder_dtype": dtype} if (dtype := config["encoder_dtype"]) != "float32" else {}))
+                       **recorded_settings({"encoder_dtype": config["encoder_dtype"]}))
 
 
 def dream_device(config: dict) -> torch.device:

@@ -25,9 +25,9 @@ from wm.files import file_digest, save_torch, versions, write_csv, write_json
 from wm.mdn.model import MDNRNN, head_losses, load_mdn, mdn_loss, reward_mask
 from wm.metrics import duration, metrics_writer, progress
 from wm.report import plot_curves
-from wm.resume import check_length, fingerprint, load_resumable, stores_digest
+from wm.resume import check_length, fingerprint, load_resumable, recorded_settings, stores_digest
 from wm.rollouts.readers import open_stores, sequence_batches, sequence_windows
-from wm.runtime import autocast, numerics_signature, setup_torch, train_dtype_fingerprint
+from wm.runtime import autocast, numerics_signature, setup_torch
 from wm.seeding import derive_seed, rng
 
 # The columns of metrics.csv that TensorBoard shows (step = epoch).
@@ -165,7 +165,7 @@ def run_fingerprint(config: dict, stores, device: torch.device) -> dict:
     start = {"mdn.init": file_digest(Path(init))} if init != "random" else {}
     return fingerprint(config, "mdn", latents=stores_digest(stores), device=device.type,
                        torch_threads=torch.get_num_threads() if device.type == "cpu" else None, **start,
-                       **train_dtype_fingerprint(config))
+                       **recorded_settings({"train_dtype": config["train_dtype"]}))
 
 
 def start_from(model: MDNRNN, path: Path) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 from wm.envs import make_env, preprocess
 from wm.files import file_digest, versions
 from wm.metrics import progress
+from wm.resume import recorded_settings
 from wm.rollouts.policies import make_policy, policy_parameters
 from wm.rollouts.storage import write_store
 from wm.seeding import derive_seed, rng
@@ -104,7 +105,7 @@ def collect_shard(config: dict, shard: int, out: Path, models: dict[str, Path] |
         "tiles_visited": tiles,
         "max_steps": max_steps,
         "policy": policy_parameters(config, agent_files),
-        **({"round": settings["round"]} if settings["round"] != 1 else {}),
+        **recorded_settings({"round": settings["round"]}, "collect"),
         "versions": versions(),
     })
     print(f"collect: wrote {out} ({episodes} episodes, {int(lengths.sum())} frames)")

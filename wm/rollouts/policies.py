@@ -9,6 +9,8 @@ import math
 
 import numpy as np
 
+from wm.resume import recorded_settings
+
 LOW = np.array([-1.0, 0.0, 0.0])
 HIGH = np.array([1.0, 1.0, 1.0])
 
@@ -108,8 +110,7 @@ def policy_parameters(config: dict, agent_files: dict | None = None) -> dict:
     params = {"name": name}
     if name == "agent":
         params.update(param_noise=config["collect"]["param_noise"], **(agent_files or {}))
-        if config["encoder_dtype"] != "float32":  # recorded only off its default, as in the fingerprints
-            params["encoder_dtype"] = config["encoder_dtype"]
+        params.update(recorded_settings({"encoder_dtype": config["encoder_dtype"]}))
     if name == "brownian":
         params["dt"] = config["collect"]["brownian_dt"]
     if name == "random_controller":

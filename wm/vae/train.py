@@ -16,9 +16,9 @@ import torch
 from wm.files import save_torch, versions, write_csv, write_json
 from wm.metrics import metrics_writer, progress
 from wm.report import plot_reconstructions
-from wm.resume import check_length, fingerprint, load_resumable, stores_digest
+from wm.resume import check_length, fingerprint, load_resumable, recorded_settings, stores_digest
 from wm.rollouts.readers import frame_batches, open_stores, sample_frames
-from wm.runtime import autocast, numerics_signature, setup_torch, train_dtype_fingerprint
+from wm.runtime import autocast, numerics_signature, setup_torch
 from wm.seeding import derive_seed, rng
 from wm.vae.model import ConvVAE, to_input, vae_loss
 
@@ -65,7 +65,7 @@ def run_fingerprint(config: dict, stores, device: torch.device) -> dict:
     content, the device, and on the CPU the thread count (it changes the rounding)."""
     return fingerprint(config, "vae", data=stores_digest(stores), device=device.type,
                        torch_threads=torch.get_num_threads() if device.type == "cpu" else None,
-                       **train_dtype_fingerprint(config))
+                       **recorded_settings({"train_dtype": config["train_dtype"]}))
 
 
 def train_vae(config: dict, data: list[Path], out: Path) -> None:

@@ -13,11 +13,19 @@ validate(config, schema="../schemas/config.schema.yaml")
 RUN = config["run_dir"]
 SHARDS = [f"{i:04d}" for i in range(config["collect"]["shards"])]  # the first round's
 VARIANTS = config["controller"]["variants"]
-# The precision V's encoder drives in, for the rules where the agent drives (collect by agent, C,
-# evaluation); in their params only when not the default, so that runs made before it are not rerun.
-ENCODER_DTYPE = {} if config["encoder_dtype"] == "float32" else {"encoder_dtype": config["encoder_dtype"]}
-# The precision V and M train in, for their rules, likewise only off its default.
-TRAIN_DTYPE = {} if config["train_dtype"] == "auto" else {"train_dtype": config["train_dtype"]}
+try:
+    from wm.resume import recorded_settings
+except ImportError:  # wm not importable where the workflow is parsed: params then hold every key
+    def recorded_settings(settings: dict, stage: str | None = None) -> dict:
+        return dict(settings)
+
+# Rule params leave out the keys added later that are at their default (wm/resume.py's LATER_KEYS and
+# LATER_TOP_KEYS): such a key changes nothing, so a run made before it existed is not rerun for it
+# (Snakemake reruns a rule whose params changed).
+# The precision V's encoder drives in, for the rules where the agent drives (collect by agent, C, evaluation).
+ENCODER_DTYPE = recorded_settings({"encoder_dtype": config["encoder_dtype"]})
+# The precision V and M train in, for their rules.
+TRAIN_DTYPE = recorded_settings({"train_dtype": config["train_dtype"]})
 
 
 def wm_config_args(overlay: dict | None = None):
@@ -112,14 +120,7 @@ def previous_controller(wildcards) -> list[str]:
     return [f"{RUN}/{round_folder(r - 1)}controller/{wildcards.variant}/controller.pt"] if r else []
 
 
-try:
-    from wm.resume import LATER_KEYS
-except ImportError:  # wm not importable where the workflow is parsed: params then hold every key
-    LATER_KEYS = {}
-
-# config[stage] without the keys added later that are at their default (wm/resume.py's LATER_KEYS):
-# such a key changes nothing, so a run made before it existed is not rerun for it (Snakemake reruns a
-# rule whose params changed). Every stage's rule uses it.
+# config[stage], as every stage's rule records it in its params.
 def settled(stage: str, wildcards=None) -> dict:
     section = round_config(round_of(wildcards))[stage] if wildcards else config[stage]
-    return {k: v for k, v in section.items() if not (k in LATER_KEYS.get(stage, {}) and v == LATER_KEYS[stage][k])}
+    return recorded_settings(section, stage)
