@@ -4,7 +4,7 @@ DREAM = config["controller"]["environment"] == "dream"
 rule train_controller:
     """C: CMA-ES as one MPI job, rank 0 the optimizer; resumes from its checkpoint after a failure.
     With controller.environment: dream (presets/dream.yaml) the rollouts run inside M, started from
-    the latents' first frames, and the held-out score stays real (docs/results_dream.md)."""
+    the latents' first frames, and the held-out score stays real (docs/dream.md)."""
     input:
         vae=f"{RUN}/vae/model.pt",
         mdn=f"{RUN}/{{round}}mdn/model.pt",
