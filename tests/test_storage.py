@@ -107,6 +107,45 @@ def test_incomplete_and_foreign_stores_are_refused(shard, tmp_path):
         open_store(tmp_path / "missing.zarr", "rollouts")
 
 
+def test_the_writer_refuses_what_every_reader_would_and_writes_nothing(shard, tmp_path):
+    """NaN or infinity inside an episode (a V that diverged, say), lengths outside the arrays, episode
+    counts that disagree: one line naming the store, the array and the episode, and no store on disk.
+    NaN in the padding past an episode's length is never read and is written as given."""
+    source = open_store(shard, "rollouts")
+    good = {name: values for name, values in arrays(shard).items() if name in LAYOUTS["rollouts"]}
+    meta = {key: source.attrs[key] for key in ("env_id", "seeds", "policy", "versions", "max_steps")}
+    out = tmp_path / "refused.zarr"
+
+    def refused(arrays_, lengths):
+        with pytest.raises(StoreError) as error:
+            write_store(out, "rollouts", arrays_, lengths, meta)
+        assert not out.exists() and "\n" not in str(error.value)
+        return str(error.value)
+
+    rewards = good["rewards"].copy()
+    rewards[1, 7] = np.nan
+    line = refused({**good, "rewards": rewards}, source.lengths)
+    assert line == (f"{out}: array 'rewards' of episode 1: holds NaN or infinity (first at step 7); not written: "
+                    "its writer computed them")
+    actions = good["actions"].copy()
+    actions[0, 3, 2] = -np.inf
+    assert "array 'actions' of episode 0: holds NaN or infinity (first at step 3)" in refused(
+        {**good, "actions": actions}, source.lengths)
+    too_long = source.lengths.copy()
+    too_long[1] = good["rewards"].shape[1] + 1
+    assert f"array 'lengths': episode 1 has length {too_long[1]}, outside 1..{good['rewards'].shape[1]}" in refused(
+        good, too_long)
+    assert "array 'frames': holds 1 episodes where lengths lists 2" in refused(
+        {**good, "frames": good["frames"][:1]}, source.lengths)
+
+    shorter = source.lengths.copy()
+    shorter[0] -= 10
+    padded = good["rewards"].copy()
+    padded[0, shorter[0]:] = np.nan  # past the episode's end: no reader sees it
+    write_store(out, "rollouts", {**good, "rewards": padded}, shorter, meta)
+    assert check_store(out, "rollouts") == []
+
+
 def test_killed_collect_leaves_no_store_and_rerun_is_identical(tmp_path):
     """Kill a collect job while it writes its store: nothing that looks like a store is left,
     and a rerun writes the same arrays as an uninterrupted run."""

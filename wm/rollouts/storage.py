@@ -55,7 +55,10 @@ def episode_checksum(values: np.ndarray) -> int:
 
 def write_store(path: str | Path, kind: str, arrays: dict[str, np.ndarray], lengths: np.ndarray, attrs: dict,
                 time_chunk: int = 250) -> None:
-    """Write a whole store atomically. arrays: name -> (episodes, time, ...) padded with zeros."""
+    """Write a whole store atomically. arrays: name -> (episodes, time, ...) padded with zeros.
+    Refuses (StoreError, nothing written) arrays that disagree on the episodes, lengths outside 1..time
+    and NaN or infinity within an episode: every reader would refuse them later, after the work is spent."""
+    refuse_to_write(path, arrays, lengths)
     compressor = BloscCodec(cname="zstd", clevel=3, shuffle=BloscShuffle.bitshuffle)
     checksums = {}
     with atomic_path(path) as tmp:
@@ -69,6 +72,24 @@ def write_store(path: str | Path, kind: str, arrays: dict[str, np.ndarray], leng
         group.create_array("lengths", data=np.asarray(lengths, dtype=np.int32), chunks=(len(lengths),))
         group.attrs.update({**attrs, "kind": kind, "format_version": FORMAT_VERSION, "checksums": checksums})
         group.attrs["complete"] = True  # last: a store without it is partial
+
+
+def refuse_to_write(path: str | Path, arrays: dict[str, np.ndarray], lengths: np.ndarray) -> None:
+    lengths = np.asarray(lengths)
+    for name, values in arrays.items():
+        if len(values) != len(lengths):
+            raise store_problem(path, f"holds {len(values)} episodes where lengths lists {len(lengths)}; not written",
+                                name, rerun=False)
+        bad = np.flatnonzero((lengths < 1) | (lengths > values.shape[1]))
+        if len(bad):
+            raise store_problem(path, f"episode {bad[0]} has length {lengths[bad[0]]}, outside 1..{values.shape[1]}"
+                                      "; not written", "lengths", rerun=False)
+    for name, values in arrays.items():
+        for e, length in enumerate(lengths):
+            step = first_non_finite(values[e, :length])
+            if step is not None:
+                raise store_problem(path, f"holds NaN or infinity (first at step {step}); not written: its writer "
+                                          "computed them", name, e, rerun=False)
 
 
 RERUN = "re-run the job that wrote this store"
