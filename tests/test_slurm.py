@@ -191,6 +191,18 @@ def test_sbatch_dry_run_asks_for_the_profiles_resources(env):
     assert "--dependency=afterok:<encode>" in lines[3] and "--dependency=afterok:<mdn>" in lines[4]
 
 
+def test_sbatch_refuses_iterative_training_instead_of_running_one_round():
+    """The sbatch chain is one round: with iterate.rounds > 0 it says so in one line and submits nothing."""
+    result = subprocess.run(["workflow/sbatch/submit.sh", "--dry-run", "presets/budget.yaml", "presets/iterate.yaml"],
+                            cwd=REPO, env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stdout == "", result.stdout + result.stderr
+    assert result.stderr.splitlines() == [
+        f"submit.sh: iterate.rounds is 1 in {REPO / 'config.yaml'} {REPO / 'presets/budget.yaml'} "
+        f"{REPO / 'presets/iterate.yaml'}; this chain runs one round (iterate.rounds: 0): run iterative training "
+        "with snakemake --profile profiles/slurm"]
+
+
 def submit_chain(cluster, workdir: Path, *configs: str) -> tuple[dict[str, str], float]:
     """workflow/sbatch/submit.sh on the tiny config; returns ({stage: job id}, time of submission)."""
     result = subprocess.run(["workflow/sbatch/submit.sh", "tests/configs/tiny.yaml", "slurm-test.yaml", *configs],

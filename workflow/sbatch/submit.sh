@@ -45,6 +45,12 @@ source "$WM_SBATCH_DIR/common.sh"
 profile=${WM_SLURM_PROFILE:-profiles/slurm}
 [[ -f $profile/config.yaml ]] || { echo "submit.sh: no Slurm profile at $profile/config.yaml" >&2; exit 2; }
 
+rounds=$(cfg iterate.rounds)
+if ((rounds > 0)); then  # the chain below is one round: refuse rather than run round 0 and stop there
+    echo "submit.sh: iterate.rounds is $rounds in $WM_CONFIGS; this chain runs one round (iterate.rounds: 0):" \
+         "run iterative training with snakemake --profile profiles/slurm" >&2
+    exit 2
+fi
 run=$(cfg run_dir)
 [[ $run == /* ]] || run="$PWD/$run"
 export WM_RUN=$run
