@@ -13,7 +13,7 @@ benchmarks/numerics_spread.py). The second test forces such a path here (MKL's C
 one that moved the returns on an AMD EPYC), so the bound check runs on every machine.
 
 It runs on wm/CarRacing-v3, which is pixel-identical to the CarRacing-v3 that produced the record and
-~9x faster."""
+about 10x faster (docs/benchmarks.md)."""
 
 import json
 import os
