@@ -16,6 +16,7 @@ STAGES = """stages, in the order of the data:
   encode             V's (mu, log sigma^2) for every frame of a shard, for M
   train-mdn          fit M (MDN-RNN) on the latent sequences
   train-controller   evolve C with CMA-ES, in the real environment or M's dream (resumes from its checkpoint)
+  export-controller  a CMA-ES run's controller at its last checkpointed generation, to score it midway
   diagnose           a CMA-ES run's fitness spread across tracks and how its episodes ended
   evaluate           score the agent on held-out tracks
   dream              roll M forward from a real frame and decode it with V into a GIF
@@ -91,6 +92,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="controller.environment dream only: latent stores (`wm encode`) whose first frames "
                         "start the dream rollouts")
     p.add_argument("--out", type=Path, required=True, help="output folder")
+
+    p = sub.add_parser("export-controller", help="a CMA-ES run's controller at its last checkpoint (score it midway)",
+                       description="Write the CMA mean (or best, controller.eval_solution) of a stopped or running "
+                                   "train-controller folder at its last checkpointed generation to --to, as the "
+                                   "finished run writes controller.pt. Takes the run's own arguments: the "
+                                   "checkpoint is checked against them as a resume checks it.")
+    _config(p)
+    p.add_argument("--variant", choices=VARIANTS, required=True, help="z_h: C sees [z, h]; z: C sees z only")
+    _models(p)
+    p.add_argument("--latents", type=Path, nargs="+", help="controller.environment dream only, as for the run")
+    p.add_argument("--out", type=Path, required=True, help="the run's train-controller --out folder")
+    p.add_argument("--to", type=Path, required=True, help="controller file to write")
 
     p = sub.add_parser("diagnose", help="a CMA-ES run's fitness spread across tracks and how episodes ended",
                        description="Read generations.jsonl in a train-controller folder; write diagnostics.csv and "
@@ -171,6 +184,10 @@ def dispatch(args, config) -> int:
         from wm.controller.train import train_controller
 
         train_controller(config, args.variant, args.vae, args.mdn, args.out, args.latents)
+    elif args.command == "export-controller":
+        from wm.controller.train import export_controller
+
+        export_controller(config, args.variant, args.vae, args.mdn, args.out, args.to, args.latents)
     elif args.command == "diagnose":
         from wm.controller.diagnostics import diagnose
 

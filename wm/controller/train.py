@@ -36,7 +36,7 @@ from wm.episodes.runner import ChunkRunner, EpisodeSettings
 from wm.files import atomic_path, file_digest, save_torch, versions, write_csv
 from wm.metrics import MetricsWriter, duration, metrics_writer
 from wm.report import plot_curves
-from wm.resume import check_length, fingerprint, load_resumable, recorded_settings, stores_digest
+from wm.resume import ResumeError, check_length, fingerprint, load_resumable, recorded_settings, stores_digest
 from wm.rollouts.readers import open_stores
 from wm.runtime import numerics_signature, torch_threads
 from wm.seeding import derive_seed, seeds
@@ -258,15 +258,39 @@ def train_controller(config: dict, variant: str, vae_path: Path, mdn_path: Path,
 
 
 def write_outputs(config: dict, variant: str, state: dict, out: Path) -> None:
-    settings = config["controller"]
     write_log(out / "log.csv", state["log"])
     plot_curves(state["log"], "generation", ["best", "mean", "worst", "heldout_mean"], out / "curve.png",
                 f"CMA-ES ({variant}): fitness per generation", "return")
+    save_controller(config, variant, state, out / "controller.pt")
+    diagnose(out)
+    print(f"train-controller: wrote {out / 'controller.pt'}")
+
+
+def save_controller(config: dict, variant: str, state: dict, path: Path) -> None:
+    """The CMA mean or the best candidate (controller.eval_solution) at the state's generation."""
+    settings = config["controller"]
     solution = chosen_solution(state, settings["eval_solution"])
-    save_torch(out / "controller.pt", {
+    save_torch(path, {
         "kind": "controller", "variant": variant, "params": torch.from_numpy(solution.copy()),
         "solution": settings["eval_solution"], "generations": state["generation"],
         "fingerprint": state["fingerprint"], "config": settings, "versions": versions(),
     })
-    diagnose(out)
-    print(f"train-controller: wrote {out / 'controller.pt'}")
+
+
+def export_controller(config: dict, variant: str, vae_path: Path, mdn_path: Path, out: Path, to: Path,
+                      latents: list[Path] | None = None) -> None:
+    """The controller of a stopped or running train-controller folder `out` at its last checkpointed
+    generation, written to `to` as the finished run would write controller.pt: to score a run midway
+    (`wm evaluate`) without ending or extending it. Same arguments as the run's, so that the checkpoint is
+    checked against them as a resume would check it; nothing in `out` is written."""
+    torch.set_num_threads(torch_threads(config, per_rank=True))  # part of the fingerprint, as in the run
+    if config["controller"]["environment"] == "real":
+        latents = None
+    checkpoint = out / "checkpoint.pkl"
+    state = load_resumable(checkpoint, run_fingerprint(config, variant, vae_path, mdn_path, latents),
+                           read_checkpoint)
+    if state is None:
+        raise ResumeError(f"{checkpoint}: no checkpoint to export (train-controller writes one every generation)")
+    save_controller(config, variant, state, to)
+    print(f"export-controller: wrote {to} (the CMA {config['controller']['eval_solution']} of {checkpoint} "
+          f"at generation {state['generation']})")
