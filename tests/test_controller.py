@@ -183,33 +183,32 @@ def test_raising_generations_extends_a_finished_run(tiny_run, longer, uninterrup
     assert "holds 4 generations, more than controller.generations = 3" in fewer.stderr
 
 
-def test_export_controller_scores_a_run_midway_without_touching_it(tiny_run, longer, tmp_path):
-    """`wm export-controller` on a run stopped at generation 2 of 4, with the run's own arguments: the
-    controller a 2-generation run writes when it finishes, and the run's folder left as it was; a
-    checkpoint saved with other settings, or none, is refused in one line."""
+def test_export_controller_scores_a_run_midway_without_touching_it(tiny_run, longer, uninterrupted, tmp_path):
+    """`wm export-controller` on a run's folder with the run's own arguments, here a run that will go on to
+    generation 6 and stands at 4: the controller the finished 4-generation run wrote, and the folder left as
+    it was; a checkpoint saved with other settings, or none, is refused in one line."""
     run = tmp_path / "run"
-    two = {"controller": {"generations": 2}}
-    assert train(tiny_run, run, ranks=1, extra=[*longer, *override(two)]).returncode == 0
-    finished = torch.load(run / "controller.pt", weights_only=False)
-    (run / "controller.pt").unlink()  # as if stopped after generation 2: only the checkpoint says where it is
+    shutil.copytree(uninterrupted, run)
+    (run / "controller.pt").unlink()  # as if still running: only the checkpoint says where it stands
     before = {path.name: path.read_bytes() for path in run.iterdir() if path.is_file()}
-    models = ["--variant", "z_h", "--vae", tiny_run / "vae" / "model.pt", "--mdn", tiny_run / "mdn" / "model.pt"]
-    result = wm("export-controller", *tiny_args(), *longer, *models, "--out", run, "--to", tmp_path / "gen2.pt")
-    assert f"the CMA mean of {run / 'checkpoint.pkl'} at generation 2" in result.stdout
-    exported = torch.load(tmp_path / "gen2.pt", weights_only=False)
-    assert torch.equal(exported["params"], finished["params"]) and exported["generations"] == 2
+    args = [*tiny_args(), *longer, "--variant", "z_h", "--vae", tiny_run / "vae" / "model.pt",
+            "--mdn", tiny_run / "mdn" / "model.pt", "--out", run]
+    result = wm("export-controller", *args, *override({"controller": {"generations": 6}}), "--to", tmp_path / "now.pt")
+    assert f"the CMA mean of {run / 'checkpoint.pkl'} at generation 4" in result.stdout
+    exported = torch.load(tmp_path / "now.pt", weights_only=False)
+    finished = torch.load(uninterrupted / "controller.pt", weights_only=False)
+    assert torch.equal(exported["params"], finished["params"]) and exported["generations"] == 4
     assert exported["fingerprint"] == finished["fingerprint"] and exported["variant"] == "z_h"
     assert {path.name: path.read_bytes() for path in run.iterdir() if path.is_file()} == before
 
-    other = wm("export-controller", *tiny_args(), *longer, *override({"controller": {"sigma0": 0.2}}), *models,
-               "--out", run, "--to", tmp_path / "other.pt", check=False)
+    other = wm("export-controller", *args, *override({"controller": {"sigma0": 0.2}}), "--to", tmp_path / "other.pt",
+               check=False)
     assert other.returncode == 2 and not (tmp_path / "other.pt").exists()
     assert other.stderr.strip().splitlines() == [
         f"wm export-controller: error: {run / 'checkpoint.pkl'}: saved by a run with other settings "
         "(controller.sigma0 0.1 -> 0.2); refusing to reuse it: delete it to start over, or rerun with the "
         "settings it was saved with"]
-    none = wm("export-controller", *tiny_args(), *models, "--out", tmp_path / "empty", "--to", tmp_path / "x.pt",
-              check=False)
+    none = wm("export-controller", *args[:-1], tmp_path / "empty", "--to", tmp_path / "x.pt", check=False)
     assert none.returncode == 2 and "empty/checkpoint.pkl: no checkpoint to export" in none.stderr
 
 
