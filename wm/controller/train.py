@@ -219,23 +219,34 @@ def chosen_solution(state: dict, which: str) -> np.ndarray:
     return np.asarray(state["es"].mean if which == "mean" else state["best_params"], dtype=np.float64)
 
 
+def run_latents(config: dict, latents: list[Path] | None) -> list[Path] | None:
+    """The dream's starting latents, None for a real run (whose fingerprint has no dream keys); sets the
+    run's torch thread count, which the fingerprint records."""
+    torch.set_num_threads(torch_threads(config, per_rank=True))
+    return latents if config["controller"]["environment"] == "dream" else None
+
+
+def saved_state(config: dict, variant: str, vae_path: Path, mdn_path: Path, out: Path,
+                latents: list[Path] | None) -> tuple[Path, dict, dict | None]:
+    """The run's checkpoint path, the fingerprint it must hold and the state saved there (None if none)."""
+    checkpoint = out / "checkpoint.pkl"
+    expected = run_fingerprint(config, variant, vae_path, mdn_path, latents)
+    return checkpoint, expected, load_resumable(checkpoint, expected, read_checkpoint)
+
+
 def train_controller(config: dict, variant: str, vae_path: Path, mdn_path: Path, out: Path,
                      latents: list[Path] | None = None) -> None:
     """Under `mpiexec -n N` (or srun) rank 0 runs CMA-ES and all ranks evaluate; alone, one process does both.
     `latents`: the stores whose first frames start the dreams (controller.environment: dream only)."""
-    torch.set_num_threads(torch_threads(config, per_rank=True))
     settings = config["controller"]
     if settings["environment"] == "dream" and not latents:
         raise ValueError("controller.environment: dream starts its rollouts from real first frames: "
                          "pass the latents stores with --latents")
-    if settings["environment"] == "real":
-        latents = None  # a real run's fingerprint has no dream keys
+    latents = run_latents(config, latents)
     runner = build_runner(config, variant, vae_path, mdn_path, latents)
 
     def optimize(farm) -> None:
-        checkpoint = out / "checkpoint.pkl"
-        expected = run_fingerprint(config, variant, vae_path, mdn_path, latents)
-        state = load_resumable(checkpoint, expected, read_checkpoint)
+        checkpoint, expected, state = saved_state(config, variant, vae_path, mdn_path, out, latents)
         if state is None:
             state = new_state(config, variant, expected)
         else:
@@ -283,12 +294,7 @@ def export_controller(config: dict, variant: str, vae_path: Path, mdn_path: Path
     generation, written to `to` as the finished run would write controller.pt: to score a run midway
     (`wm evaluate`) without ending or extending it. Same arguments as the run's, so that the checkpoint is
     checked against them as a resume would check it; nothing in `out` is written."""
-    torch.set_num_threads(torch_threads(config, per_rank=True))  # part of the fingerprint, as in the run
-    if config["controller"]["environment"] == "real":
-        latents = None
-    checkpoint = out / "checkpoint.pkl"
-    state = load_resumable(checkpoint, run_fingerprint(config, variant, vae_path, mdn_path, latents),
-                           read_checkpoint)
+    checkpoint, _, state = saved_state(config, variant, vae_path, mdn_path, out, run_latents(config, latents))
     if state is None:
         raise ResumeError(f"{checkpoint}: no checkpoint to export (train-controller writes one every generation)")
     save_controller(config, variant, state, to)
