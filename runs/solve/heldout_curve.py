@@ -14,12 +14,15 @@ RUNS = {  # each stage continues the one before it (controller.init)
     "stage 1: continued, 16 rollouts": "runs/solve/controller/z_h/log.csv",
     "stage 2: round 1 (new M), continued": "runs/solve/round-1/controller/z_h/log.csv",
     "stage 3: round 2 (new M), continued": "runs/solve/round-2/controller/z_h/log.csv",
+    "stage 4: round 3 (new M), continued": "runs/solve/round-3/controller/z_h/log.csv",
 }
 
 print(f"{'run':<38} {'gen':>4} {'held-out':>16} {'frames so far':>14} {'pop mean':>9}")
 budget_frames = 0
 for name, path in RUNS.items():
     frames = budget_frames if name != "budget (from zero)" else 0
+    if not (REPO / path).exists():
+        continue  # a stage not started yet
     for row in csv.DictReader(open(REPO / path)):
         frames += int(row["frames"])
         if row["heldout_mean"] != "nan":
@@ -27,5 +30,5 @@ for name, path in RUNS.items():
                   f"{frames / 1e6:12.1f} M {float(row['mean']):9.1f}")
     if name == "budget (from zero)":
         budget_frames = frames  # stages 1 and 2 both start from the budget controller
-    if name.startswith("stage 2"):
-        budget_frames = frames  # stage 3 starts from stage 2's controller at generation 50, its last
+    if name.startswith(("stage 2", "stage 3")):
+        budget_frames = frames  # each round starts from the one before at its last checkpoint (50, 46)
