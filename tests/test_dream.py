@@ -15,14 +15,13 @@ import torch
 
 from conftest import REPO, wm
 from wm.config import load_config
-from wm.controller.train import read_checkpoint, run_fingerprint, train_controller
+from wm.controller.train import read_checkpoint, train_controller
 from wm.episodes.dream import run_dream_batch
 from wm.episodes.runner import Episode
 from wm.files import save_torch
 from wm.mdn.dream_env import DreamEnv, first_frames
 from wm.mdn.model import MDNRNN, head_losses, load_mdn, mdn_loss
 from wm.mdn.train import batch_loss, outcome_batches
-from wm.resume import differences
 from wm.rollouts.readers import open_stores, sequence_batches, sequence_windows
 from wm.rollouts.storage import write_store
 from wm.vae.model import ConvVAE
@@ -232,15 +231,3 @@ def test_wm_dream_shows_a_controller_driving_in_the_dream(models, dream_run, tmp
     assert summary["temperature"] == config["controller"]["dream_temperature"] and 1 <= summary["steps"] <= 8
     assert np.isfinite(summary["dream_return"]) and (tmp_path / "dream.gif").stat().st_size > 0
 
-
-def test_the_committed_solve_checkpoint_still_resumes(monkeypatch):
-    """The long solve run's checkpoint was saved before issue 15's keys existed: the solve command's
-    fingerprint (computed without running a generation) must still equal the one it saved."""
-    checkpoint = REPO / "runs" / "solve" / "controller" / "z_h" / "checkpoint.pkl"
-    if not checkpoint.exists():
-        pytest.skip("no solve checkpoint in this checkout")
-    monkeypatch.chdir(REPO)  # controller.init is a path relative to the repository
-    config = load_config([REPO / "config.yaml", REPO / "presets" / "budget.yaml", REPO / "presets" / "solve.yaml"])
-    assert torch.get_num_threads() == 1  # what train-controller sets (one thread per rank): one_thread
-    expected = run_fingerprint(config, "z_h", Path("docs/results/budget/vae.pt"), Path("docs/results/budget/mdn.pt"))
-    assert differences(read_checkpoint(checkpoint)["fingerprint"], expected) == []
