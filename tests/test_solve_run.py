@@ -13,7 +13,7 @@ import torch
 
 from conftest import REPO
 from wm.config import load_config
-from wm.controller.train import read_checkpoint, run_fingerprint
+from wm.controller.train import run_latents, saved_state
 from wm.resume import differences
 
 BASE = ["config.yaml", "presets/budget.yaml", "presets/solve.yaml"]
@@ -30,10 +30,9 @@ STAGES = {
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """train-controller runs one torch thread per rank, and the fingerprint records the count."""
+def restore_threads():
+    """run_latents sets the run's thread count (one per rank), which the fingerprint records."""
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
 
@@ -41,12 +40,11 @@ def one_thread():
 @pytest.mark.parametrize("stage", STAGES)
 def test_each_committed_solve_checkpoint_resumes_with_its_own_command(stage, monkeypatch):
     preset, vae, mdn, out = STAGES[stage]
-    checkpoint = REPO / out / "checkpoint.pkl"
-    if not checkpoint.exists():
+    if not (REPO / out / "checkpoint.pkl").exists():
         pytest.skip(f"no {stage} checkpoint in this checkout")
     monkeypatch.chdir(REPO)  # controller.init and the model paths are relative to the repository
     config = load_config([REPO / f for f in BASE + ([preset] if preset else [])])
-    expected = run_fingerprint(config, "z_h", Path(vae), Path(mdn))
-    saved = read_checkpoint(checkpoint)
+    # What train-controller and export-controller do before their first generation: the same resume check.
+    _, expected, saved = saved_state(config, "z_h", Path(vae), Path(mdn), Path(out), run_latents(config, None))
     assert differences(saved["fingerprint"], expected) == []
     assert 0 < saved["generation"] <= config["controller"]["generations"]

@@ -28,7 +28,5 @@ for name, path in RUNS.items():
         if row["heldout_mean"] != "nan":
             print(f"{name:<38} {row['generation']:>4} {float(row['heldout_mean']):7.1f} +- {float(row['heldout_std']):5.1f} "
                   f"{frames / 1e6:12.1f} M {float(row['mean']):9.1f}")
-    if name == "budget (from zero)":
-        budget_frames = frames  # stages 1 and 2 both start from the budget controller
-    if name.startswith(("stage 2", "stage 3")):
-        budget_frames = frames  # each round starts from the one before at its last checkpoint (50, 46)
+    if not name.startswith("stage 1"):
+        budget_frames = frames  # stage 1 is a branch; each round continues the stage before it at its last checkpoint
