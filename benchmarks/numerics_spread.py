@@ -1,11 +1,13 @@
 """How much another CPU's rounding can move the committed results: the first evaluation chunk of each
 committed controller under forced CPU code paths.
 
-    .venv/bin/python benchmarks/numerics_spread.py [--variants z_h z] [--modes default mkl_compatible ...]
+    .venv/bin/python benchmarks/numerics_spread.py [--results docs/results/budget] [--variants z_h z] [--modes ...]
 
 tests/test_results.py reruns the first evaluation chunk (episodes 0..15 of the evaluation seeds, one
-lockstep batch of `evaluate.envs_per_rank` = 16, one torch thread, wm/CarRacing-v3) of each committed
-controller and requires the returns in docs/results/budget/eval/<variant>/returns.json bit for bit where the CPU code path is the record's (elsewhere: the bound measured here).
+lockstep batch of `evaluate.envs_per_rank` = 16, one torch thread, wm/CarRacing-v3, the config recorded in
+returns.json) of each committed controller of a results set (docs/results/<set>/) and requires the returns
+in <set>/eval/<variant>/returns.json bit for bit where the CPU code path is the record's (elsewhere: the
+bound measured here).
 That holds only on the kind of CPU that recorded them: torch's CPU kernels (MKL's sgemm and VML exp/tanh,
 oneDNN's convolutions and LSTM, ATen's vectorised element-wise ops) dispatch per CPU, round differently,
 and 1000 steps of closed-loop driving amplify one flipped bit into a different episode.
@@ -14,7 +16,7 @@ Here every mode reruns that chunk in a fresh subprocess with environment variabl
 those libraries onto another code path (set before torch is imported), plus once with 2 torch threads
 and once with lockstep batches of 8. Each worker also reports, from MKL's and oneDNN's own verbose
 output, which branch / ISA actually ran (so a setting the library ignored is visible) and the bits of
-a few probe products. The parent writes docs/results/budget/numerics.json (machine, per-mode returns,
+a few probe products. The parent writes <set>/numerics.json (machine, per-mode returns,
 steps, seconds, identity with the record, the spread of the modes that differ and the bound proposed
 from it) and prints one table. docs/numerics.md discusses it.
 
@@ -38,25 +40,26 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "docs" / "results" / "budget"
-OUT = RESULTS / "numerics.json"
 CHUNK = 16  # controller.envs_per_rank of the budget preset: the size of the evaluation's first chunk
 CONTROLLED = ("MKL_CBWR", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS",
               "MKL_VERBOSE", "ONEDNN_VERBOSE", "DNNL_VERBOSE", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def first_chunk_runner(variant: str, batch: int):
-    """Builds what tests/test_results.py builds for `variant` and returns (run, agent, params,
-    track_seeds): run() drives episodes 0..15 of the evaluation seeds in lockstep batches of `batch`
-    (16 = the test's one chunk) and returns [(total_return, steps)]; agent and params feed the kernel
-    probes. (wm is imported here, after the mode's variables are set.)"""
-    from wm.config import load_config
+def first_chunk_runner(results: Path, variant: str, batch: int):
+    """Builds what tests/test_results.py builds for `variant` of the results set `results` and returns
+    (run, agent, params, track_seeds): run() drives episodes 0..15 of the evaluation seeds in lockstep
+    batches of `batch` (16 = the test's one chunk) and returns [(total_return, steps)]; agent and params
+    feed the kernel probes. (wm is imported here, after the mode's variables are set.)"""
+    from wm.config import validate_config
     from wm.episodes.agent import load_trained_agent
     from wm.episodes.runner import make_chunks
     from wm.evaluate import evaluation_runner, evaluation_seeds
 
-    config = load_config([REPO / "config.yaml", REPO / "presets" / "budget.yaml"])
-    assert config["evaluate"]["envs_per_rank"] == CHUNK, config["evaluate"]["envs_per_rank"]
-    agent, controller = load_trained_agent(RESULTS / "vae.pt", RESULTS / "mdn.pt", RESULTS / f"controller_{variant}.pt")
+    record = results / "eval" / variant / "returns.json"
+    scored = json.loads(record.read_text())
+    config = validate_config(scored["config"], str(record))  # as it was scored
+    assert config["evaluate"]["envs_per_rank"] == scored["envs_per_rank"] == CHUNK, (record, scored["envs_per_rank"])
+    agent, controller = load_trained_agent(results / "vae.pt", results / "mdn.pt", results / f"controller_{variant}.pt")
     assert controller.variant == variant, (controller.variant, variant)
     tracks, noises = evaluation_seeds(config)
     chunks = make_chunks(controller.params[None], tracks[:CHUNK], noises[:CHUNK], batch)
@@ -181,11 +184,11 @@ def kernel_probes(agent, params, batch: int) -> dict:
     return out
 
 
-def worker(variant: str, threads: int, batch: int) -> None:
+def worker(results: Path, variant: str, threads: int, batch: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    run, agent, params, tracks = first_chunk_runner(variant, batch)
+    run, agent, params, tracks = first_chunk_runner(results, variant, batch)
     start, cpu = time.perf_counter(), time.process_time()
     episodes = run()
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -197,13 +200,13 @@ def worker(variant: str, threads: int, batch: int) -> None:
     print("NUMERICS_RESULT " + json.dumps(result), flush=True)
 
 
-def run_mode(variant: str, name: str) -> dict:
+def run_mode(results: Path, variant: str, name: str) -> dict:
     env_vars, threads, batch, _ = MODES[name]
     env = {k: v for k, v in os.environ.items() if k not in CONTROLLED}
     env.update(env_vars)
     env.setdefault("SDL_VIDEODRIVER", "dummy")
-    done = subprocess.run([sys.executable, __file__, "--worker", variant, str(threads), str(batch)], env=env,
-                          cwd=REPO, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, __file__, "--results", str(results), "--worker", variant, str(threads),
+                           str(batch)], env=env, cwd=REPO, capture_output=True, text=True)
     lines = [line for line in done.stdout.splitlines() if line.startswith("NUMERICS_RESULT ")]
     if done.returncode or not lines:
         return {"error": (done.stderr or done.stdout).strip().splitlines()[-5:]}
@@ -359,28 +362,36 @@ def table(report: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--worker", nargs=3, metavar=("VARIANT", "THREADS", "BATCH"), help=argparse.SUPPRESS)
+    parser.add_argument("--results", type=Path, default=RESULTS, help="the results set (default: %(default)s)")
     parser.add_argument("--variants", nargs="+", default=["z_h", "z"])
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     parser.add_argument("--k", type=float, default=5.0, help="standard errors the proposed bound allows")
-    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--out", type=Path, help="default: RESULTS/numerics.json")
     args = parser.parse_args()
+    results = args.results.resolve()
     if args.worker:
         variant, threads, batch = args.worker
-        return worker(variant, int(threads), int(batch))
+        return worker(results, variant, int(threads), int(batch))
+    missing = [str(results / "eval" / v / "returns.json") for v in args.variants
+               if not (results / "eval" / v / "returns.json").is_file()]
+    if missing:
+        sys.exit(f"numerics_spread: no recorded evaluation to compare with: {', '.join(missing)}")
+    out = args.out or results / "numerics.json"
 
     started = time.perf_counter()
-    report: dict = {"command": ".venv/bin/python benchmarks/numerics_spread.py", "machine": machine(),
+    command = "benchmarks/numerics_spread.py" + ("" if results == RESULTS else f" --results {results.relative_to(REPO)}")
+    report: dict = {"command": f".venv/bin/python {command}", "machine": machine(),
                     "chunk": {"episodes": f"0..{CHUNK - 1} of the evaluation seeds", "env": "wm/CarRacing-v3",
                               "lockstep_batch": CHUNK, "torch_threads": 1},
                     "modes": {m: {"env": MODES[m][0], "torch_threads": MODES[m][1], "batch": MODES[m][2],
                                   "what": MODES[m][3]} for m in args.modes},
                     "variants": {}}
     for variant in args.variants:
-        recorded = json.loads((RESULTS / "eval" / variant / "returns.json").read_text())
+        recorded = json.loads((results / "eval" / variant / "returns.json").read_text())
         runs: dict[str, dict] = {}
         for name in args.modes:
             t0 = time.perf_counter()
-            r = run_mode(variant, name)
+            r = run_mode(results, variant, name)
             if "returns" in r:
                 assert r.pop("track_seeds") == recorded["track_seeds"][:CHUNK], "the first chunk's tracks moved"
                 r["identical"] = (r["returns"] == recorded["returns"][:CHUNK] and r["steps"] == recorded["steps"][:CHUNK])
@@ -392,11 +403,10 @@ def main() -> None:
             "recorded_first_chunk": {"returns": recorded["returns"][:CHUNK], "steps": recorded["steps"][:CHUNK]},
             "modes": runs, "spread": spread(recorded, runs, args.k)}
     report["seconds"] = round(time.perf_counter() - started, 1)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1) + "\n")
     print(table(report))
-    print(f"\nwrote {args.out.relative_to(REPO) if args.out.is_relative_to(REPO) else args.out} "
-          f"in {report['seconds']:.0f} s")
+    print(f"\nwrote {out.relative_to(REPO) if out.is_relative_to(REPO) else out} in {report['seconds']:.0f} s")
 
 
 if __name__ == "__main__":

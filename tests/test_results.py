@@ -1,6 +1,7 @@
-"""The committed budget results reproduce: the committed V (float16), M and each committed C (the full
-model and the z-only ablation) drive the first evaluation chunk (16 tracks, one lockstep batch, one
-torch thread, as `wm evaluate` cut and ran it) to the returns in docs/results/budget/eval/<variant>/returns.json.
+"""The committed results reproduce: in each results set (docs/results/<set>/), the committed V (float16),
+M and each committed C (the full model and the z-only ablation) drive the first evaluation chunk (16
+tracks, one lockstep batch, one torch thread, the config recorded in returns.json: as `wm evaluate` cut
+and ran it) to the returns in docs/results/<set>/eval/<variant>/returns.json.
 
 Bit for bit only where torch rounds as it did when they were recorded: returns.json records that CPU
 code path (`numerics`: the CPU's vendor and dispatch features, torch's CPU capability, MKL's and
@@ -8,8 +9,8 @@ oneDNN's versions, variables forcing another path). On any other CPU kind the re
 amplifies a last-bit difference into a different tile here and there, so the check is what must still
 hold: every episode a plausible CarRacing episode, and the chunk's mean return within 5 standard errors
 of the recorded one, the standard error measured across every code path that changed the returns on the
-recording machine (docs/numerics.md; docs/results/budget/numerics.json, written by
-benchmarks/numerics_spread.py). The second test forces such a path here (MKL's COMPATIBLE branch, the
+recording machine (docs/numerics.md; docs/results/<set>/numerics.json, written by
+benchmarks/numerics_spread.py --results docs/results/<set>). The second test forces such a path here (MKL's COMPATIBLE branch, the
 one that moved the returns on an AMD EPYC), so the bound check runs on every machine.
 
 It runs on wm/CarRacing-v3, which is pixel-identical to the CarRacing-v3 that produced the record and
@@ -27,19 +28,28 @@ import torch
 from conftest import BIN, REPO
 from wm.runtime import CODE_PATH_VARIABLES, numerics_signature, signature_differences
 
-RESULTS = REPO / "docs" / "results" / "budget"
-SPREAD = json.loads((RESULTS / "numerics.json").read_text())
+RESULTS = REPO / "docs" / "results"
+# Every committed results set and its controllers: a set named here and not found fails, not skips.
+RESULT_SETS = {"budget": ("z_h", "z")}
+CASES = [(name, variant) for name, variants in RESULT_SETS.items() for variant in variants]
 
 
-def first_chunk(variant: str) -> list[dict]:
+def spread(results_set: str) -> dict:
+    return json.loads((RESULTS / results_set / "numerics.json").read_text())
+
+
+def first_chunk(results_set: str, variant: str) -> list[dict]:
     """Rerun the first evaluation chunk of the committed controller in this process, on one thread."""
-    from wm.config import load_config
+    from wm.config import validate_config
     from wm.episodes.agent import load_trained_agent
     from wm.episodes.runner import make_chunks
     from wm.evaluate import evaluation_runner, evaluation_seeds
 
-    config = load_config([REPO / "config.yaml", REPO / "presets" / "budget.yaml"])
-    agent, controller = load_trained_agent(RESULTS / "vae.pt", RESULTS / "mdn.pt", RESULTS / f"controller_{variant}.pt")
+    folder = RESULTS / results_set
+    record = recorded(results_set, variant)
+    config = validate_config(record["config"], f"{folder}/eval/{variant}/returns.json")  # as it was scored
+    assert config["evaluate"]["envs_per_rank"] == record["envs_per_rank"]
+    agent, controller = load_trained_agent(folder / "vae.pt", folder / "mdn.pt", folder / f"controller_{variant}.pt")
     assert controller.variant == variant
     tracks, noises = evaluation_seeds(config)
     chunk = make_chunks(controller.params[None], tracks, noises, config["evaluate"]["envs_per_rank"])[0]
@@ -53,31 +63,32 @@ def first_chunk(variant: str) -> list[dict]:
     return [{"return": r.total_return, "steps": r.steps, "ended_by": r.ended_by} for r in results]
 
 
-def recorded(variant: str) -> dict:
-    record = json.loads((RESULTS / "eval" / variant / "returns.json").read_text())
+def recorded(results_set: str, variant: str) -> dict:
+    record = json.loads((RESULTS / results_set / "eval" / variant / "returns.json").read_text())
     assert record["episodes"] == 100 and record["env_id"] == "CarRacing-v3" and record["envs_per_rank"] == 16
     return record
 
 
-def assert_within_measured_spread(variant: str, episodes: list[dict], record: dict) -> None:
+def assert_within_measured_spread(results_set: str, variant: str, episodes: list[dict], record: dict) -> None:
     """What holds on any CPU: plausible episodes, and the chunk mean within the measured bound."""
     n = len(episodes)
     for e in episodes:
         assert np.isfinite(e["return"]) and 1 <= e["steps"] <= 1000 and e["ended_by"] in ("truncated", "terminated")
         assert -0.1 * e["steps"] - 100 <= e["return"] < 1000  # a tile is worth > 0, leaving the playfield -100
-    bound = SPREAD["variants"][variant]["spread"]["bound"]
-    assert bound["k"] >= 4 and len(SPREAD["variants"][variant]["spread"]["modes"]) >= 5  # a measured bound
+    measured = spread(results_set)["variants"][variant]["spread"]
+    bound = measured["bound"]
+    assert bound["k"] >= 4 and len(measured["modes"]) >= 5  # a measured bound
     recorded_mean = float(np.mean(record["returns"][:n]))
     mean = float(np.mean([e["return"] for e in episodes]))
     assert abs(mean - recorded_mean) <= bound["chunk_mean_return_within"], (
-        f"{variant}: chunk mean {mean:.1f} is {mean - recorded_mean:+.1f} from the recorded {recorded_mean:.1f}, "
+        f"{results_set} {variant}: chunk mean {mean:.1f} is {mean - recorded_mean:+.1f} from the recorded {recorded_mean:.1f}, "
         f"beyond the measured bound +-{bound['chunk_mean_return_within']} ({bound['k']} standard errors)")
 
 
-@pytest.mark.parametrize("variant", ["z_h", "z"])
-def test_committed_controller_scores_what_returns_json_says(variant):
-    record = recorded(variant)
-    episodes = first_chunk(variant)
+@pytest.mark.parametrize("results_set, variant", CASES)
+def test_committed_controller_scores_what_returns_json_says(results_set, variant):
+    record = recorded(results_set, variant)
+    episodes = first_chunk(results_set, variant)
     n = len(episodes)
     assert n == 16
     threads = torch.get_num_threads()
@@ -90,7 +101,7 @@ def test_committed_controller_scores_what_returns_json_says(variant):
         assert [e["steps"] for e in episodes] == record["steps"][:n]
     else:
         print(f"\n{variant}: another CPU code path than the record's ({'; '.join(moved)}): checking the measured bound")
-        assert_within_measured_spread(variant, episodes, record)
+        assert_within_measured_spread(results_set, variant, episodes, record)
 
 
 def forced_environment(**forced) -> dict:
@@ -99,18 +110,18 @@ def forced_environment(**forced) -> dict:
     return {**env, "SDL_VIDEODRIVER": "dummy", **forced}
 
 
-@pytest.mark.parametrize("variant", ["z_h", "z"])
-def test_another_cpu_code_path_stays_within_the_measured_bound(variant):
+@pytest.mark.parametrize("results_set, variant", CASES)
+def test_another_cpu_code_path_stays_within_the_measured_bound(results_set, variant):
     """MKL's COMPATIBLE branch (measured to change the returns here and on an AMD EPYC) in a fresh process:
     the signature says so, the returns do differ, and they stay within the bound."""
     script = ("import json, sys; sys.path.insert(0, 'tests'); from test_results import first_chunk; "
               "from wm.runtime import numerics_signature; import torch; torch.set_num_threads(1); "
-              f"print(json.dumps({{'signature': numerics_signature(), 'episodes': first_chunk({variant!r})}}))")
+              f"print(json.dumps({{'signature': numerics_signature(), 'episodes': first_chunk({results_set!r}, {variant!r})}}))")
     result = subprocess.run([str(BIN / "python"), "-c", script], cwd=REPO, capture_output=True, text=True,
                             timeout=600, env=forced_environment(MKL_CBWR="COMPATIBLE"))
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
-    record = recorded(variant)
+    record = recorded(results_set, variant)
     assert out["signature"]["code_path_variables"] == {"MKL_CBWR": "COMPATIBLE"}
     assert signature_differences(record["numerics"], out["signature"])
     returns = [e["return"] for e in out["episodes"]]
@@ -118,21 +129,22 @@ def test_another_cpu_code_path_stays_within_the_measured_bound(variant):
                                  out["signature"] | {"code_path_variables": {}}):
         # On the recording kind, this path is known to change the returns (docs/numerics.md).
         assert returns != record["returns"][:16]
-    assert_within_measured_spread(variant, out["episodes"], record)
+    assert_within_measured_spread(results_set, variant, out["episodes"], record)
 
 
-def test_the_bound_tells_another_controller_apart():
+@pytest.mark.parametrize("results_set", RESULT_SETS)
+def test_the_bound_tells_another_controller_apart(results_set):
     """The bound is tight enough to fail: the z-only controller's recorded chunk, checked as if it were the
     full model's, is refused (and each passes against its own record)."""
     def chunk(record):
         return [{"return": r, "steps": s, "ended_by": e}
                 for r, s, e in zip(record["returns"][:16], record["steps"][:16], record["ended_by"][:16])]
 
-    full, ablation = recorded("z_h"), recorded("z")
-    assert_within_measured_spread("z_h", chunk(full), full)
-    assert_within_measured_spread("z", chunk(ablation), ablation)
+    full, ablation = recorded(results_set, "z_h"), recorded(results_set, "z")
+    assert_within_measured_spread(results_set, "z_h", chunk(full), full)
+    assert_within_measured_spread(results_set, "z", chunk(ablation), ablation)
     with pytest.raises(AssertionError, match="beyond the measured bound"):
-        assert_within_measured_spread("z_h", chunk(ablation), full)
+        assert_within_measured_spread(results_set, "z_h", chunk(ablation), full)
 
 
 if __name__ == "__main__":
