@@ -8,7 +8,8 @@ export PATH := $(BIN):$(PATH)
 export PYTHONUNBUFFERED := 1
 
 CONFIG ?= config.yaml
-# pytest-xdist workers for `make test` (tests/conftest.py says how modules are spread over them).
+# pytest-xdist workers for `make test` (tests/conftest.py says how modules are spread over them);
+# --durations lists the slowest tests, so a CI log shows where the suite's minutes go.
 TEST_WORKERS ?= 2
 # CONFIG may name several files (later ones win, as with --configfile): the run folder is the last one's run_dir.
 RUN_DIR = $(shell $(BIN)/python -c "import yaml,sys; print([d for d in ['results'] + [(yaml.safe_load(open(f)) or {}).get('run_dir') for f in sys.argv[1:]] if d][-1])" $(CONFIG) 2>/dev/null || echo results)
@@ -29,7 +30,7 @@ run: venv
 	@echo "wm: report written to $(CURDIR)/$(RUN_DIR)/report.html"
 
 test: venv
-	pytest -n $(TEST_WORKERS) --dist loadscope tests
+	pytest -n $(TEST_WORKERS) --dist loadscope --durations=25 tests
 
 # Opt-in: builds the OCI image with podman (as root; apt-gets podman, runc, debootstrap if missing),
 # runs wm and one rule of the tiny workflow in it. A few minutes.
