@@ -372,8 +372,8 @@ def main() -> None:
     if args.worker:
         variant, threads, batch = args.worker
         return worker(results, variant, int(threads), int(batch))
-    missing = [str(results / "eval" / v / "returns.json") for v in args.variants
-               if not (results / "eval" / v / "returns.json").is_file()]
+    records = {v: results / "eval" / v / "returns.json" for v in args.variants}
+    missing = [str(path) for path in records.values() if not path.is_file()]
     if missing:
         sys.exit(f"numerics_spread: no recorded evaluation to compare with: {', '.join(missing)}")
     out = args.out or results / "numerics.json"
@@ -387,7 +387,7 @@ def main() -> None:
                                   "what": MODES[m][3]} for m in args.modes},
                     "variants": {}}
     for variant in args.variants:
-        recorded = json.loads((results / "eval" / variant / "returns.json").read_text())
+        recorded = json.loads(records[variant].read_text())
         runs: dict[str, dict] = {}
         for name in args.modes:
             t0 = time.perf_counter()

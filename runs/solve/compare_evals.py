@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-MAX_STEPS = 1000
 LOW = 800  # "a failure": an episode that lost more than a few tiles' worth
 
 
@@ -25,22 +24,28 @@ def load(path: Path) -> dict:
     return record
 
 
+def mean(x: np.ndarray) -> float:
+    return float(x.mean()) if x.size else float("nan")
+
+
 def describe(record: dict) -> str:
     r, steps = np.array(record["returns"]), np.array(record["steps"])
     n = len(r)
-    early = steps < record["config"]["evaluate"]["max_steps"] if "config" in record else steps < MAX_STEPS
+    early = np.array(record["ended_by"]) == "terminated"  # lap finished or off the playfield; else truncated
+    max_steps = record["config"]["evaluate"]["max_steps"]
     low = r < LOW
     lines = [
         f"{record['path']}: {n} episodes, mean {r.mean():.1f} ± {r.std():.1f} (std; standard error "
         f"{r.std(ddof=1) / math.sqrt(n):.1f}), median {np.median(r):.1f}, min {r.min():.1f}, max {r.max():.1f}, "
         f"{int((r >= 900).sum())} scored 900 or more",
-        f"  ended before {MAX_STEPS} steps (lap finished or off the playfield): {int(early.sum())}, mean return "
-        f"{r[early].mean() if early.any() else float('nan'):.1f} in {steps[early].mean() if early.any() else float('nan'):.0f} steps; "
-        f"ran all {MAX_STEPS} steps: {int((~early).sum())}, mean return {r[~early].mean() if (~early).any() else float('nan'):.1f}",
+        f"  ended before {max_steps} steps (lap finished or off the playfield): {int(early.sum())}, mean return "
+        f"{mean(r[early]):.1f} in {mean(steps[early]):.0f} steps; "
+        f"ran all {max_steps} steps: {int((~early).sum())}, mean return {mean(r[~early]):.1f}",
     ]
     if early.any() and (~early).any():
+        cost = (~early).mean() * (mean(r[early]) - mean(r[~early]))
         lines.append(f"  what running out of time costs the mean: {(~early).mean():.2f} x "
-                     f"({r[early].mean():.1f} - {r[~early].mean():.1f}) = {(~early).mean() * (r[early].mean() - r[~early].mean()):.1f}")
+                     f"({mean(r[early]):.1f} - {mean(r[~early]):.1f}) = {cost:.1f}")
     if low.any():
         lines.append(f"  below {LOW}: {int(low.sum())} episodes ({', '.join(f'{x:.1f}' for x in np.sort(r[low]))}); "
                      f"the mean without them is {r[~low].mean() - r.mean():+.1f} higher")

@@ -11,6 +11,7 @@ import csv
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+HELDOUT_TRACKS = 32  # controller.eval_episodes of every stage (the budget preset's and presets/solve.yaml's)
 RUNS = {  # each stage continues the one before it (controller.init)
     "budget (from zero)": "docs/results/budget/controller_z_h/log.csv",
     "stage 1: continued, 16 rollouts": "runs/solve/controller/z_h/log.csv",
@@ -53,7 +54,7 @@ def plot(runs: dict[str, list[dict]], path: Path) -> None:
                 for r in rows if r["heldout_mean"] != "nan"]
         if held:
             hx, hy, hs = zip(*held)
-            ax.errorbar(hx, hy, yerr=[s / 32 ** 0.5 for s in hs], color=color, marker="o", markersize=4,
+            ax.errorbar(hx, hy, yerr=[s / HELDOUT_TRACKS ** 0.5 for s in hs], color=color, marker="o", markersize=4,
                         capsize=2, label=name)
     ax.axhline(906, color="k", linestyle="--", linewidth=1, label="paper: 906 (100 tracks)")
     ax.axhline(900, color="grey", linestyle=":", linewidth=1, label="CarRacing-v3 solved: 900")
@@ -61,7 +62,7 @@ def plot(runs: dict[str, list[dict]], path: Path) -> None:
     ax.set_ylabel("return")
     ax.set_ylim(500, 950)
     ax.grid(alpha=0.3)
-    ax.set_title("CMA mean on the 32 held-out tracks (± standard error); thin: population mean fitness")
+    ax.set_title(f"CMA mean on the {HELDOUT_TRACKS} held-out tracks (± standard error); thin: population mean fitness")
     ax.legend(fontsize=7, loc="lower right")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
