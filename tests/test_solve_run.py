@@ -17,15 +17,18 @@ from wm.controller.train import run_latents, saved_state
 from wm.resume import differences
 
 BASE = ["config.yaml", "presets/budget.yaml", "presets/solve.yaml"]
-# stage: (its extra preset, V, M, its output folder), as in docs/results.md's commands
+# stage: (its extra preset, V, M, its output folder, the variant), as in docs/results.md's commands
 STAGES = {
-    "stage 1": (None, "docs/results/budget/vae.pt", "docs/results/budget/mdn.pt", "runs/solve/controller/z_h"),
+    "stage 1": (None, "docs/results/budget/vae.pt", "docs/results/budget/mdn.pt", "runs/solve/controller/z_h",
+                "z_h"),
+    "z only": ("presets/solve-z.yaml", "docs/results/budget/vae.pt", "docs/results/budget/mdn.pt",
+               "runs/solve/controller/z", "z"),
     "round 1": ("presets/solve-round1.yaml", "docs/results/budget/vae.pt", "runs/solve/round-1/mdn/model.pt",
-                "runs/solve/round-1/controller/z_h"),
+                "runs/solve/round-1/controller/z_h", "z_h"),
     "round 2": ("presets/solve-round2.yaml", "docs/results/budget/vae.pt", "runs/solve/round-2/mdn/model.pt",
-                "runs/solve/round-2/controller/z_h"),
+                "runs/solve/round-2/controller/z_h", "z_h"),
     "round 3": ("presets/solve-round3.yaml", "docs/results/budget/vae.pt", "runs/solve/round-3/mdn/model.pt",
-                "runs/solve/round-3/controller/z_h"),
+                "runs/solve/round-3/controller/z_h", "z_h"),
 }
 
 
@@ -39,12 +42,12 @@ def restore_threads():
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_each_committed_solve_checkpoint_resumes_with_its_own_command(stage, monkeypatch):
-    preset, vae, mdn, out = STAGES[stage]
+    preset, vae, mdn, out, variant = STAGES[stage]
     if not (REPO / out / "checkpoint.pkl").exists():
         pytest.skip(f"no {stage} checkpoint in this checkout")
     monkeypatch.chdir(REPO)  # controller.init and the model paths are relative to the repository
     config = load_config([REPO / f for f in BASE + ([preset] if preset else [])])
     # What train-controller and export-controller do before their first generation: the same resume check.
-    _, expected, saved = saved_state(config, "z_h", Path(vae), Path(mdn), Path(out), run_latents(config, None))
+    _, expected, saved = saved_state(config, variant, Path(vae), Path(mdn), Path(out), run_latents(config, None))
     assert differences(saved["fingerprint"], expected) == []
     assert 0 < saved["generation"] <= config["controller"]["generations"]
