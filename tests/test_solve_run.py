@@ -29,6 +29,8 @@ STAGES = {
                 "runs/solve/round-2/controller/z_h", "z_h"),
     "round 3": ("presets/solve-round3.yaml", "docs/results/budget/vae.pt", "runs/solve/round-3/mdn/model.pt",
                 "runs/solve/round-3/controller/z_h", "z_h"),
+    "round 4": ("presets/solve-round4.yaml", "docs/results/budget/vae.pt", "runs/solve/round-4/mdn/model.pt",
+                "runs/solve/round-4/controller/z_h", "z_h"),
 }
 
 

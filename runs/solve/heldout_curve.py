@@ -18,6 +18,7 @@ RUNS = {  # each stage continues the one before it (controller.init)
     "stage 2: round 1 (new M), continued": "runs/solve/round-1/controller/z_h/log.csv",
     "stage 3: round 2 (new M), continued": "runs/solve/round-2/controller/z_h/log.csv",
     "stage 4: round 3 (new M), continued": "runs/solve/round-3/controller/z_h/log.csv",
+    "stage 5: round 4 (new M), continued": "runs/solve/round-4/controller/z_h/log.csv",
 }
 
 
