@@ -48,7 +48,7 @@ def describe(record: dict) -> str:
                      f"({mean(r[early]):.1f} - {mean(r[~early]):.1f}) = {cost:.1f}")
     if low.any():
         lines.append(f"  below {LOW}: {int(low.sum())} episodes ({', '.join(f'{x:.1f}' for x in np.sort(r[low]))}); "
-                     f"the mean without them is {r[~low].mean() - r.mean():+.1f} higher")
+                     f"the mean without them is {mean(r[~low]) - r.mean():+.1f} higher")
     if "action_mean" in record:
         lines.append(f"  mean action: {record['action_mean']}")
     return "\n".join(lines)

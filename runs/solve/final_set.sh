@@ -26,11 +26,12 @@ cp docs/results/budget/vae.pt "$OUT/vae.pt"
 cp docs/results/budget/vae_metrics.csv docs/results/budget/reconstructions.png "$OUT/"
 cp "$MDN_RUN/metrics.csv" "$OUT/mdn_metrics.csv"
 cp "$MDN_RUN/loss.png" "$OUT/mdn_loss.png"
-for pair in "z_h $Z_H_RUN" "z $Z_RUN"; do
-  set -- $pair
+copy_controller_logs() {  # VARIANT RUN_FOLDER
   mkdir -p "$OUT/controller_$1"
   cp "$2/log.csv" "$2/curve.png" "$2/generations.jsonl" "$2/diagnostics.csv" "$2/diagnostics.png" "$OUT/controller_$1/"
-done
+}
+copy_controller_logs z_h "$Z_H_RUN"
+copy_controller_logs z "$Z_RUN"
 cp runs/solve/heldout_curve.png "$OUT/controller_z_h/heldout_curve_all_stages.png"
 
 for variant in z_h z; do
