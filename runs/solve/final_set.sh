@@ -24,7 +24,9 @@ if [ -e "$OUT" ]; then echo "final_set.sh: $OUT exists; remove it to write it ag
 # V is the budget's float16 file itself (re-exporting it would only rename its source): one blob in git
 cp docs/results/budget/vae.pt "$OUT/vae.pt"
 cp docs/results/budget/vae_metrics.csv docs/results/budget/reconstructions.png "$OUT/"
+cp docs/results/budget/summary.json "$OUT/vae_summary.json"   # V's training summary and collapse guard
 cp "$MDN_RUN/metrics.csv" "$OUT/mdn_metrics.csv"
+cp "$MDN_RUN/summary.json" "$OUT/mdn_summary.json"
 cp "$MDN_RUN/loss.png" "$OUT/mdn_loss.png"
 copy_controller_logs() {  # VARIANT RUN_FOLDER
   mkdir -p "$OUT/controller_$1"
