@@ -2,6 +2,7 @@
 committed controller under forced CPU code paths.
 
     .venv/bin/python benchmarks/numerics_spread.py [--results docs/results/budget] [--variants z_h z] [--modes ...]
+        [--redraws 32] [--add-redraws]
 
 tests/test_results.py reruns the first evaluation chunk (episodes 0..15 of the evaluation seeds, one
 lockstep batch of `evaluate.envs_per_rank` = 16, one torch thread, wm/CarRacing-v3, the config recorded in
@@ -16,9 +17,11 @@ Here every mode reruns that chunk in a fresh subprocess with environment variabl
 those libraries onto another code path (set before torch is imported), plus once with 2 torch threads
 and once with lockstep batches of 8. Each worker also reports, from MKL's and oneDNN's own verbose
 output, which branch / ISA actually ran (so a setting the library ignored is visible) and the bits of
-a few probe products. The parent writes <set>/numerics.json (machine, per-mode returns,
-steps, seconds, identity with the record, the spread of the modes that differ and the bound proposed
-from it) and prints one table. docs/numerics.md discusses it.
+a few probe products. Then it drives the chunk --redraws times (32) on the record's own path with other
+z-noise streams: a fresh draw of every episode, which shows a controller's rare failures that a few code
+paths may not. The parent writes <set>/numerics.json (machine, per-mode returns, steps, seconds, identity
+with the record, the redraws, the spread of both and the bound proposed from the wider) and prints one
+table (--add-redraws: only the redraws, added to an existing numerics.json). docs/numerics.md discusses it.
 
 Run one process at a time on an otherwise quiet core: the timings are the speed of each mode."""
 
@@ -45,15 +48,17 @@ CONTROLLED = ("MKL_CBWR", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CA
               "MKL_VERBOSE", "ONEDNN_VERBOSE", "DNNL_VERBOSE", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def first_chunk_runner(results: Path, variant: str, batch: int):
+def first_chunk_runner(results: Path, variant: str, batch: int, redraw: int | None = None):
     """Builds what tests/test_results.py builds for `variant` of the results set `results` and returns
     (run, agent, params, track_seeds): run() drives episodes 0..15 of the evaluation seeds in lockstep
     batches of `batch` (16 = the test's one chunk) and returns [(total_return, steps)]; agent and params
-    feed the kernel probes. (wm is imported here, after the mode's variables are set.)"""
+    feed the kernel probes. With `redraw` the same tracks are driven with another z-noise stream (number
+`redraw`), a fresh draw of each episode. (wm is imported here, after the mode's variables are set.)"""
     from wm.config import validate_config
     from wm.episodes.agent import load_trained_agent
     from wm.episodes.runner import make_chunks
     from wm.evaluate import evaluation_runner, evaluation_seeds
+    from wm.seeding import seeds
 
     record = results / "eval" / variant / "returns.json"
     scored = json.loads(record.read_text())
@@ -62,6 +67,8 @@ def first_chunk_runner(results: Path, variant: str, batch: int):
     agent, controller = load_trained_agent(results / "vae.pt", results / "mdn.pt", results / f"controller_{variant}.pt")
     assert controller.variant == variant, (controller.variant, variant)
     tracks, noises = evaluation_seeds(config)
+    if redraw is not None:
+        noises = seeds(config["seed"], "numerics_redraw", CHUNK, redraw)
     chunks = make_chunks(controller.params[None], tracks[:CHUNK], noises[:CHUNK], batch)
     runner = evaluation_runner(config | {"evaluate": config["evaluate"] | {"envs_per_rank": batch}}, agent,
                                env_id="wm/CarRacing-v3")
@@ -200,6 +207,32 @@ def worker(results: Path, variant: str, threads: int, batch: int) -> None:
     print("NUMERICS_RESULT " + json.dumps(result), flush=True)
 
 
+def redraw_worker(results: Path, variant: str, count: int) -> None:
+    """The record's own code path, with `count` other z-noise streams: what a fresh draw of each episode
+    can move. A flipped bit redraws an episode from the step where the trajectories part; this redraws it
+    from the start, so it is the wider of the two (measured on the solve set: docs/numerics.md)."""
+    import torch
+
+    torch.set_num_threads(1)
+    returns = []
+    for redraw in range(count):
+        run, _, _, tracks = first_chunk_runner(results, variant, CHUNK, redraw)
+        returns.append([r for r, _ in run()])
+        print(f"{variant} redraw {redraw + 1}/{count}: chunk mean {sum(returns[-1]) / CHUNK:.2f}", file=sys.stderr, flush=True)
+    print("NUMERICS_RESULT " + json.dumps({"returns": returns, "track_seeds": tracks}), flush=True)
+
+
+def run_redraws(results: Path, variant: str, count: int) -> list[list[float]]:
+    env = {k: v for k, v in os.environ.items() if k not in CONTROLLED}
+    env.setdefault("SDL_VIDEODRIVER", "dummy")
+    done = subprocess.run([sys.executable, __file__, "--results", str(results), "--redraw-worker", variant, str(count)],
+                          env=env, cwd=REPO, stdout=subprocess.PIPE, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("NUMERICS_RESULT ")]
+    if done.returncode or not lines:
+        sys.exit(f"numerics_spread: the redraws of {variant} failed (exit {done.returncode})")
+    return json.loads(lines[-1].removeprefix("NUMERICS_RESULT "))
+
+
 def run_mode(results: Path, variant: str, name: str) -> dict:
     env_vars, threads, batch, _ = MODES[name]
     env = {k: v for k, v in os.environ.items() if k not in CONTROLLED}
@@ -247,9 +280,11 @@ def machine() -> dict:
 
 # --- the spread and the bound ----------------------------------------------------------------------------
 
-def spread(recorded: dict, runs: dict[str, dict], k: float, resamples: int = 1_000_000) -> dict:
+def spread(recorded: dict, runs: dict[str, dict], k: float, redraws: list[list[float]] | None = None,
+           resamples: int = 1_000_000) -> dict:
     """From the modes whose returns differ from the record (each distinct outcome once: modes that drove
-    bit-identically are one sample): what another CPU kind can move, and the bound proposed from it."""
+    bit-identically are one sample) and the z-noise redraws: what another CPU kind can move, and the bound
+    proposed from it (k standard errors of the wider of the two)."""
     import numpy as np
 
     rec_r, rec_s = np.array(recorded["returns"][:CHUNK]), np.array(recorded["steps"][:CHUNK])
@@ -285,26 +320,38 @@ def spread(recorded: dict, runs: dict[str, dict], k: float, resamples: int = 1_0
             "standard_error": round(sd / math.sqrt(CHUNK), 3),
         }
     se = out["return"]["standard_error"]
+    if redraws:
+        # A few code paths may redraw too few episodes to show a controller's rare failure; the redraws do.
+        d_redraw = np.array(redraws) - rec_r
+        redraw_means = d_redraw.mean(axis=1)
+        out["redraw"] = {"chunks": len(redraws), "per_episode_diff_std": round(float(d_redraw.std(ddof=1)), 3),
+                         "per_episode_diff_max_abs": round(float(np.abs(d_redraw).max()), 3),
+                         "chunk_mean_diffs": [round(float(m), 3) for m in redraw_means],
+                         "standard_error": round(float(d_redraw.std(ddof=1)) / math.sqrt(CHUNK), 3)}
+        se = max(se, out["redraw"]["standard_error"])
+        d_r = np.concatenate([d_r, d_redraw])  # the resampling below draws from both
     limit = k * se
     # Another CPU kind as a fresh draw per episode from the measured outcomes of that episode
     # (conditional on the recorded draw, so the record's own luck is kept): how often would the bound fail?
     rng = np.random.default_rng(0)
     pick = rng.integers(0, len(d_r), size=(resamples, CHUNK))
     means = d_r[pick, np.arange(CHUNK)].mean(axis=1)
-    ranges = np.array([o[0] for o in outcomes] + [rec_r.tolist()])
+    ranges = np.array([o[0] for o in outcomes] + [rec_r.tolist()] + (redraws or []))
     out["bound"] = {
         "k": k,
+        "standard_error": se,
         "chunk_mean_return_within": round(limit, 2),
         "chunk_mean_return_interval": [round(float(rec_r.mean()) - limit, 2), round(float(rec_r.mean()) + limit, 2)],
         "normal_two_sided_false_failure": float(math.erfc(k / math.sqrt(2))),
         "chebyshev_false_failure_at_most": round(1 / k**2, 4),
-        "worst_measured_chunk_mean_diff_in_se": round(out["return"]["chunk_mean_diff_max_abs"] / se, 2),
+        "worst_measured_chunk_mean_diff_in_se": round(max([out["return"]["chunk_mean_diff_max_abs"]] + [
+            abs(m) for m in out.get("redraw", {}).get("chunk_mean_diffs", [])]) / se, 2),
         "resampled_false_failure": float((np.abs(means) > limit).mean()),
         "resampled_false_failure_by_k": {f"{kk:g}": float((np.abs(means) > kk * se).mean())
                                          for kk in (3, 3.5, 4, 4.5, 5, 5.5, 6)},
         "resampled_max_abs_chunk_mean_diff_in_se": round(float(np.abs(means).max() / se), 2),
         "resamples": resamples,
-        "chunk_mean_steps_within": round(k * out["steps"]["standard_error"], 2),
+        "chunk_mean_steps_within": round(k * out["steps"]["standard_error"], 2),  # the code paths' only
         "per_episode_return_range_measured": [[round(float(lo), 2), round(float(hi), 2)]
                                               for lo, hi in zip(ranges.min(axis=0), ranges.max(axis=0))],
         "per_episode_return_span_max": round(float((ranges.max(axis=0) - ranges.min(axis=0)).max()), 2),
@@ -349,7 +396,12 @@ def table(report: dict) -> str:
                         f"{f(st['per_episode_diff_max_abs'], '.0f')}), chunk-mean diff max |d| "
                         f"{f(st['chunk_mean_diff_max_abs'])}, SE {f(st['standard_error'])}")
             tails = ", ".join(f"{kk}: {p:.1e}" for kk, p in b["resampled_false_failure_by_k"].items())
-            rows.append(f"bound: |chunk mean - {s['recorded_chunk_mean_return']:.2f}| <= {b['k']:g} x {f(rr['standard_error'])}"
+            if "redraw" in s:
+                rd = s["redraw"]
+                rows.append(f"redraws ({rd['chunks']} z-noise streams): per-episode diff std {f(rd['per_episode_diff_std'])} "
+                            f"(max |d| {f(rd['per_episode_diff_max_abs'])}), chunk-mean diffs "
+                            f"{min(rd['chunk_mean_diffs']):+.2f} .. {max(rd['chunk_mean_diffs']):+.2f}; SE {f(rd['standard_error'])}")
+            rows.append(f"bound: |chunk mean - {s['recorded_chunk_mean_return']:.2f}| <= {b['k']:g} x {f(b.get('standard_error', rr['standard_error']))}"
                         f" = {f(b['chunk_mean_return_within'])}, i.e. {b['chunk_mean_return_interval']}; worst measured "
                         f"{b['worst_measured_chunk_mean_diff_in_se']} SE; false failure: normal {b['normal_two_sided_false_failure']:.1e}, "
                         f"resampled {b['resampled_false_failure']:.1e} (max {b['resampled_max_abs_chunk_mean_diff_in_se']} SE in "
@@ -365,6 +417,10 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=RESULTS, help="the results set (default: %(default)s)")
     parser.add_argument("--variants", nargs="+", default=["z_h", "z"])
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    parser.add_argument("--redraw-worker", nargs=2, metavar=("VARIANT", "COUNT"), help=argparse.SUPPRESS)
+    parser.add_argument("--redraws", type=int, default=32, help="z-noise redraws of the chunk on the record's path")
+    parser.add_argument("--add-redraws", action="store_true",
+                        help="only run the redraws and add them to the existing numerics.json (its modes kept)")
     parser.add_argument("--k", type=float, default=5.0, help="standard errors the proposed bound allows")
     parser.add_argument("--out", type=Path, help="default: RESULTS/numerics.json")
     args = parser.parse_args()
@@ -372,6 +428,8 @@ def main() -> None:
     if args.worker:
         variant, threads, batch = args.worker
         return worker(results, variant, int(threads), int(batch))
+    if args.redraw_worker:
+        return redraw_worker(results, args.redraw_worker[0], int(args.redraw_worker[1]))
     records = {v: results / "eval" / v / "returns.json" for v in args.variants}
     missing = [str(path) for path in records.values() if not path.is_file()]
     if missing:
@@ -379,6 +437,8 @@ def main() -> None:
     out = args.out or results / "numerics.json"
 
     started = time.perf_counter()
+    if args.add_redraws:
+        return add_redraws(out, results, args)
     command = "benchmarks/numerics_spread.py" + ("" if results == RESULTS else f" --results {results.relative_to(REPO)}")
     report: dict = {"command": f".venv/bin/python {command}", "machine": machine(),
                     "chunk": {"episodes": f"0..{CHUNK - 1} of the evaluation seeds", "env": "wm/CarRacing-v3",
@@ -399,14 +459,44 @@ def main() -> None:
             status = r.get("error") or (f"identical {r['identical']}, track 0 {r['returns'][0]:.2f}, "
                                         f"{r['seconds']:.1f} s")
             print(f"{variant} {name:<20} {status}  ({time.perf_counter() - t0:.0f} s in all)", flush=True)
+        redraws = measured_redraws(results, variant, args.redraws, recorded)
         report["variants"][variant] = {
             "recorded_first_chunk": {"returns": recorded["returns"][:CHUNK], "steps": recorded["steps"][:CHUNK]},
-            "modes": runs, "spread": spread(recorded, runs, args.k)}
+            "modes": runs, "redraws": redraws, "spread": spread(recorded, runs, args.k, redraws)}
     report["seconds"] = round(time.perf_counter() - started, 1)
+    write(report, out)
+
+
+def measured_redraws(results: Path, variant: str, count: int, recorded: dict) -> list[list[float]]:
+    if count <= 0:
+        return []
+    t0 = time.perf_counter()
+    measured = run_redraws(results, variant, count)
+    assert measured["track_seeds"] == recorded["track_seeds"][:CHUNK], "the first chunk's tracks moved"
+    print(f"{variant} {count} redraws ({time.perf_counter() - t0:.0f} s)", flush=True)
+    return measured["returns"]
+
+
+def add_redraws(out: Path, results: Path, args) -> None:
+    """Redraws for a numerics.json measured before they existed: its modes stand, its spread is recomputed."""
+    if not out.is_file():
+        sys.exit(f"numerics_spread: --add-redraws needs an existing {out}")
+    report = json.loads(out.read_text())
+    started = time.perf_counter()
+    for variant in args.variants:
+        recorded = json.loads((results / "eval" / variant / "returns.json").read_text())
+        block = report["variants"][variant]
+        block["redraws"] = measured_redraws(results, variant, args.redraws, recorded)
+        block["spread"] = spread(recorded, block["modes"], args.k, block["redraws"])
+    report["redraw_seconds"] = round(time.perf_counter() - started, 1)
+    write(report, out)
+
+
+def write(report: dict, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1) + "\n")
     print(table(report))
-    print(f"\nwrote {out.relative_to(REPO) if out.is_relative_to(REPO) else out} in {report['seconds']:.0f} s")
+    print(f"\nwrote {out.relative_to(REPO) if out.is_relative_to(REPO) else out}")
 
 
 if __name__ == "__main__":

@@ -8,10 +8,11 @@ code path (`numerics`: the CPU's vendor and dispatch features, torch's CPU capab
 oneDNN's versions, variables forcing another path). On any other CPU kind the returns drift, and driving
 amplifies a last-bit difference into a different tile here and there, so the check is what must still
 hold: every episode a plausible CarRacing episode, and the chunk's mean return within 5 standard errors
-of the recorded one, the standard error measured across every code path that changed the returns on the
-recording machine (docs/numerics.md; docs/results/<set>/numerics.json, written by
-benchmarks/numerics_spread.py --results docs/results/<set>). The second test forces such a path here (MKL's COMPATIBLE branch, the
-one that moved the returns on an AMD EPYC), so the bound check runs on every machine.
+of the recorded one, the standard error measured on the recording machine across every code path that
+changed the returns and across 32 redraws of the chunk with other z-noise streams, whichever is wider
+(a few code paths can miss a controller's rare failure; docs/numerics.md; docs/results/<set>/numerics.json, written by
+benchmarks/numerics_spread.py --results docs/results/<set>). The second test forces such a path here for the budget
+set (MKL's COMPATIBLE branch, the one that moved the returns on an AMD EPYC), so the bound check runs on every machine.
 
 It runs on wm/CarRacing-v3, which is pixel-identical to the CarRacing-v3 that produced the record and
 about 10x faster (docs/benchmarks.md)."""
@@ -31,8 +32,11 @@ from wm.runtime import CODE_PATH_VARIABLES, numerics_signature, signature_differ
 
 RESULTS = REPO / "docs" / "results"
 # Every committed results set and its controllers: a set named here and not found fails, not skips.
-RESULT_SETS = {"budget": ("z_h", "z")}
+RESULT_SETS = {"budget": ("z_h", "z"), "solve": ("z_h", "z")}
 CASES = [(name, variant) for name, variants in RESULT_SETS.items() for variant in variants]
+# The forced code path reruns a chunk in a fresh process (~40 s each on 2 cores): one set shows that a path off
+# the record's stays within the measured bound; every set's bound is itself checked by the tests around it.
+FORCED_PATH_CASES = [case for case in CASES if case[0] == "budget"]
 
 
 @functools.cache  # read once per set, not on every check
@@ -79,7 +83,8 @@ def assert_within_measured_spread(results_set: str, variant: str, episodes: list
         assert -0.1 * e["steps"] - 100 <= e["return"] < 1000  # a tile is worth > 0, leaving the playfield -100
     measured = spread(results_set)["variants"][variant]["spread"]
     bound = measured["bound"]
-    assert bound["k"] >= 4 and len(measured["modes"]) >= 5  # a measured bound
+    # a measured bound: code paths that moved the returns, and redraws of every episode
+    assert bound["k"] >= 4 and len(measured["modes"]) >= 3 and measured["redraw"]["chunks"] >= 32
     recorded_mean = float(np.mean(record["returns"][:n]))
     mean = float(np.mean([e["return"] for e in episodes]))
     assert abs(mean - recorded_mean) <= bound["chunk_mean_return_within"], (
@@ -112,7 +117,7 @@ def forced_environment(**forced) -> dict:
     return {**env, "SDL_VIDEODRIVER": "dummy", **forced}
 
 
-@pytest.mark.parametrize("results_set, variant", CASES)
+@pytest.mark.parametrize("results_set, variant", FORCED_PATH_CASES)
 def test_another_cpu_code_path_stays_within_the_measured_bound(results_set, variant):
     """MKL's COMPATIBLE branch (measured to change the returns here and on an AMD EPYC) in a fresh process:
     the signature says so, the returns do differ, and they stay within the bound."""

@@ -21,6 +21,7 @@ PURPOSES: dict[str, tuple[int, ...]] = {
     "evaluate_noise": (8, 2 * 10**9),  # (episode,): z sampling in the final evaluation
     "dream": (9,),              # (): M's sampling in `wm dream`
     "collect_agent": (10,),     # (shard, episode[, 1]): as collect, for collect.policy agent (iterative training)
+    "numerics_redraw": (11,),   # (redraw, episode): z sampling in benchmarks/numerics_spread.py's redraws
 }
 
 
