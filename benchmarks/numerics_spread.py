@@ -48,12 +48,12 @@ CONTROLLED = ("MKL_CBWR", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CA
               "MKL_VERBOSE", "ONEDNN_VERBOSE", "DNNL_VERBOSE", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def first_chunk_runner(results: Path, variant: str, batch: int, redraw: int | None = None):
+def first_chunk_runner(results: Path, variant: str, batch: int):
     """Builds what tests/test_results.py builds for `variant` of the results set `results` and returns
     (run, agent, params, track_seeds): run() drives episodes 0..15 of the evaluation seeds in lockstep
     batches of `batch` (16 = the test's one chunk) and returns [(total_return, steps)]; agent and params
-    feed the kernel probes. With `redraw` the same tracks are driven with another z-noise stream (number
-`redraw`), a fresh draw of each episode. (wm is imported here, after the mode's variables are set.)"""
+    feed the kernel probes. run(redraw=R) drives the same tracks with z-noise stream R instead of the
+    evaluation's: a fresh draw of each episode. (wm is imported here, after the mode's variables are set.)"""
     from wm.config import validate_config
     from wm.episodes.agent import load_trained_agent
     from wm.episodes.runner import make_chunks
@@ -67,13 +67,12 @@ def first_chunk_runner(results: Path, variant: str, batch: int, redraw: int | No
     agent, controller = load_trained_agent(results / "vae.pt", results / "mdn.pt", results / f"controller_{variant}.pt")
     assert controller.variant == variant, (controller.variant, variant)
     tracks, noises = evaluation_seeds(config)
-    if redraw is not None:
-        noises = seeds(config["seed"], "numerics_redraw", CHUNK, redraw)
-    chunks = make_chunks(controller.params[None], tracks[:CHUNK], noises[:CHUNK], batch)
     runner = evaluation_runner(config | {"evaluate": config["evaluate"] | {"envs_per_rank": batch}}, agent,
                                env_id="wm/CarRacing-v3")
 
-    def run() -> list[tuple[float, int]]:
+    def run(redraw: int | None = None) -> list[tuple[float, int]]:
+        chunk_noises = noises[:CHUNK] if redraw is None else seeds(config["seed"], "numerics_redraw", CHUNK, redraw)
+        chunks = make_chunks(controller.params[None], tracks[:CHUNK], chunk_noises, batch)
         return [(r.total_return, r.steps) for chunk in chunks for r in runner.run(chunk, training=False)]
 
     return run, agent, controller.params, tracks[:CHUNK]
@@ -214,36 +213,39 @@ def redraw_worker(results: Path, variant: str, count: int) -> None:
     import torch
 
     torch.set_num_threads(1)
+    run, _, _, tracks = first_chunk_runner(results, variant, CHUNK)  # the models loaded once
     returns = []
     for redraw in range(count):
-        run, _, _, tracks = first_chunk_runner(results, variant, CHUNK, redraw)
-        returns.append([r for r, _ in run()])
+        returns.append([r for r, _ in run(redraw)])
         print(f"{variant} redraw {redraw + 1}/{count}: chunk mean {sum(returns[-1]) / CHUNK:.2f}", file=sys.stderr, flush=True)
     print("NUMERICS_RESULT " + json.dumps({"returns": returns, "track_seeds": tracks}), flush=True)
 
 
-def run_redraws(results: Path, variant: str, count: int) -> list[list[float]]:
+def run_worker(results: Path, worker_args: list[str], env_vars: dict[str, str], show_progress: bool = False):
+    """This script's worker in a fresh process with only `env_vars` choosing the code path: (its
+    NUMERICS_RESULT or None, the completed process)."""
     env = {k: v for k, v in os.environ.items() if k not in CONTROLLED}
+    env.update(env_vars)
     env.setdefault("SDL_VIDEODRIVER", "dummy")
-    done = subprocess.run([sys.executable, __file__, "--results", str(results), "--redraw-worker", variant, str(count)],
-                          env=env, cwd=REPO, stdout=subprocess.PIPE, text=True)
+    done = subprocess.run([sys.executable, __file__, "--results", str(results), *worker_args], env=env, cwd=REPO,
+                          stdout=subprocess.PIPE, stderr=None if show_progress else subprocess.PIPE, text=True)
     lines = [line for line in done.stdout.splitlines() if line.startswith("NUMERICS_RESULT ")]
     if done.returncode or not lines:
+        return None, done
+    return json.loads(lines[-1].removeprefix("NUMERICS_RESULT ")), done
+
+
+def run_redraws(results: Path, variant: str, count: int) -> dict:
+    result, done = run_worker(results, ["--redraw-worker", variant, str(count)], {}, show_progress=True)
+    if result is None:
         sys.exit(f"numerics_spread: the redraws of {variant} failed (exit {done.returncode})")
-    return json.loads(lines[-1].removeprefix("NUMERICS_RESULT "))
+    return result
 
 
 def run_mode(results: Path, variant: str, name: str) -> dict:
     env_vars, threads, batch, _ = MODES[name]
-    env = {k: v for k, v in os.environ.items() if k not in CONTROLLED}
-    env.update(env_vars)
-    env.setdefault("SDL_VIDEODRIVER", "dummy")
-    done = subprocess.run([sys.executable, __file__, "--results", str(results), "--worker", variant, str(threads),
-                           str(batch)], env=env, cwd=REPO, capture_output=True, text=True)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("NUMERICS_RESULT ")]
-    if done.returncode or not lines:
-        return {"error": (done.stderr or done.stdout).strip().splitlines()[-5:]}
-    return json.loads(lines[-1].removeprefix("NUMERICS_RESULT "))
+    result, done = run_worker(results, ["--worker", variant, str(threads), str(batch)], env_vars)
+    return result if result is not None else {"error": (done.stderr or done.stdout).strip().splitlines()[-5:]}
 
 
 # --- the machine ------------------------------------------------------------------------------------------
