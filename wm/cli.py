@@ -8,6 +8,7 @@ from pathlib import Path
 
 from wm import __version__
 from wm.controller import VARIANTS
+from wm.seeding import TRACK_SETS
 
 STAGES = """stages, in the order of the data:
   collect            rollouts of CarRacing (random policy, or a trained agent) into one Zarr shard
@@ -111,11 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folder", type=Path, help="a train-controller --out folder, e.g. results/controller/z_h")
 
     p = sub.add_parser("evaluate", help="score V + M + C on held-out tracks",
-                       description="Run evaluate.episodes held-out tracks; write returns.json, histogram.png "
-                                   "and episode.gif to --out.")
+                       description="Run a named set of held-out tracks (--tracks); write returns.json, "
+                                   "histogram.png and episode.gif to --out.")
     _config(p)
     _models(p)
     p.add_argument("--controller", type=Path, required=True)
+    p.add_argument("--tracks", choices=list(TRACK_SETS), default="evaluation",
+                   help="the held-out set: evaluation (evaluate.episodes tracks, the default) or final "
+                        "(evaluate.final_episodes tracks, scored once per shipped controller)")
     p.add_argument("--out", type=Path, required=True)
 
     p = sub.add_parser("dream", help="M's dream from a real frame, decoded by V, beside the real frames (GIF)",
@@ -195,7 +199,7 @@ def dispatch(args, config) -> int:
     elif args.command == "evaluate":
         from wm.evaluate import evaluate
 
-        evaluate(config, args.vae, args.mdn, args.controller, args.out)
+        evaluate(config, args.vae, args.mdn, args.controller, args.out, args.tracks)
     elif args.command == "export":
         from wm.export import export
 

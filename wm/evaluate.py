@@ -19,20 +19,23 @@ from wm.controller.model import Controller
 from wm.episodes.agent import WorldModelAgent, load_trained_agent
 from wm.episodes.farm import run_farm
 from wm.episodes.runner import ChunkRunner, Episode, EpisodeSettings, run_batch
-from wm.files import atomic_path, versions, write_json
+from wm.files import atomic_path, file_digest, versions, write_json
 from wm.metrics import metrics_writer
 from wm.report import plot_histogram
 from wm.runtime import numerics_signature, torch_threads
-from wm.seeding import seeds
+from wm.seeding import TRACK_SETS, seeds
 
 EVALUATION_ENV = "CarRacing-v3"
 ACTIONS = ("steer", "gas", "brake")
 
 
-def evaluation_seeds(config: dict) -> tuple[list[int], list[int]]:
-    """The held-out tracks of the final score (and each episode's z noise)."""
-    count = config["evaluate"]["episodes"]
-    return seeds(config["seed"], "evaluate_track", count), seeds(config["seed"], "evaluate_noise", count)
+def evaluation_seeds(config: dict, track_set: str = "evaluation") -> tuple[list[int], list[int]]:
+    """The tracks of a named held-out set (and each episode's z noise)."""
+    if track_set not in TRACK_SETS:
+        raise ValueError(f"--tracks {track_set!r}: the track sets are {', '.join(TRACK_SETS)}")
+    track_purpose, noise_purpose, count_key = TRACK_SETS[track_set]
+    count = config["evaluate"][count_key]
+    return seeds(config["seed"], track_purpose, count), seeds(config["seed"], noise_purpose, count)
 
 
 def evaluation_runner(config: dict, agent: WorldModelAgent, env_id: str = EVALUATION_ENV) -> ChunkRunner:
@@ -43,25 +46,30 @@ def evaluation_runner(config: dict, agent: WorldModelAgent, env_id: str = EVALUA
     return ChunkRunner(agent, EpisodeSettings(env_id, settings["max_steps"], 0, settings["envs_per_rank"]))
 
 
-def evaluate(config: dict, vae_path: Path, mdn_path: Path, controller_path: Path, out: Path) -> dict:
+def evaluate(config: dict, vae_path: Path, mdn_path: Path, controller_path: Path, out: Path,
+             track_set: str = "evaluation") -> dict:
     torch.set_num_threads(torch_threads(config, per_rank=True))
     agent, controller = load_trained_agent(vae_path, mdn_path, controller_path, config["encoder_dtype"])
     runner = evaluation_runner(config, agent)
-    tracks, noises = evaluation_seeds(config)
+    tracks, noises = evaluation_seeds(config, track_set)
     return run_farm(runner, config["evaluate"]["worker_timeout"],
-                    lambda farm: score(config, controller, agent, farm, tracks, noises, controller_path, out),
+                    lambda farm: score(config, controller, agent, farm, tracks, noises, controller_path, out,
+                                       track_set),
                     knob="evaluate.worker_timeout")
 
 
-def score(config, controller: Controller, agent, farm, tracks, noises, controller_path: Path, out: Path) -> dict:
+def score(config, controller: Controller, agent, farm, tracks, noises, controller_path: Path, out: Path,
+          track_set: str) -> dict:
     """Rank 0's part: run the held-out episodes on every rank, then write the results."""
     settings = config["evaluate"]
     variant, params = controller.variant, controller.params
     start = time.perf_counter()
-    _, results = farm.evaluate(params[None], tracks, noises, training=False, progress=f"evaluate {variant}")
+    _, results = farm.evaluate(params[None], tracks, noises, training=False,
+                               progress=f"evaluate {variant} ({track_set})")
     returns = [r.total_return for r in results]
     summary = {
-        "variant": variant, "episodes": len(returns), "mean": float(np.mean(returns)), "std": float(np.std(returns)),
+        "variant": variant, "track_set": track_set, "episodes": len(returns),
+        "mean": float(np.mean(returns)), "std": float(np.std(returns)),
         "min": float(np.min(returns)), "max": float(np.max(returns)), "returns": returns,
         "steps": [r.steps for r in results], "tiles": [r.tiles for r in results],
         "ended_by": [r.ended_by for r in results], "track_seeds": tracks, "env_id": EVALUATION_ENV,
@@ -73,13 +81,15 @@ def score(config, controller: Controller, agent, farm, tracks, noises, controlle
         "envs_per_rank": settings["envs_per_rank"], "z_sample": agent.z_sample,
         # What decides the bits of these returns (rank 0's; the ranks of one job share a node kind).
         "numerics": numerics_signature(),
-        "controller": str(controller_path),
+        # How the scored controller was trained, not only where its file lies.
+        "controller": str(controller_path), "controller_sha256": file_digest(controller_path),
+        "controller_training": controller.training,
         "config": config, "versions": versions(),
     }
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "returns.json", summary)
     plot_histogram(returns, out / "histogram.png",
-                   f"{variant}: {len(returns)} held-out tracks, {summary['mean']:.0f} +- {summary['std']:.0f}")
+                   f"{variant}: {len(returns)} {track_set} tracks, {summary['mean']:.0f} +- {summary['std']:.0f}")
     # An evaluation is not resumed but redone: this one replaces any written at its step or later.
     step = controller.generations
     with metrics_writer(config, out, first_step=step) as metrics:
@@ -90,5 +100,5 @@ def score(config, controller: Controller, agent, farm, tracks, noises, controlle
         recorded = run_batch(EVALUATION_ENV, agent, [first], settings["max_steps"], record=True)[0]
         with atomic_path(out / "episode.gif") as tmp:
             iio.imwrite(tmp, recorded.frames[::2], extension=".gif", duration=40, loop=0)
-    print(f"evaluate [{variant}]: {summary['mean']:.1f} +- {summary['std']:.1f} over {len(returns)} tracks")
+    print(f"evaluate [{variant}]: {summary['mean']:.1f} +- {summary['std']:.1f} over {len(returns)} {track_set} tracks")
     return summary

@@ -22,6 +22,18 @@ PURPOSES: dict[str, tuple[int, ...]] = {
     "dream": (9,),              # (): M's sampling in `wm dream`
     "collect_agent": (10,),     # (shard, episode[, 1]): as collect, for collect.policy agent (iterative training)
     "numerics_redraw": (11,),   # (redraw, episode): z sampling in benchmarks/numerics_spread.py's redraws
+    # The final set (wm evaluate --tracks final): fixed on 2026-12-05 before any further training, scored once
+    # per shipped controller; no training, held-out curve, selection or earlier evaluation drew from it.
+    "final_track": (12,),       # (episode,): the final set's tracks
+    "final_noise": (13,),       # (episode,): z sampling in the final set's episodes
+}
+
+# The named sets of held-out tracks `wm evaluate --tracks` scores on: (track purpose, noise purpose, and
+# the evaluate key that counts them). "evaluation" has scored every controller since the budget run and
+# informed choices between rounds; "final" is scored once per shipped controller, fixed before it is scored.
+TRACK_SETS: dict[str, tuple[str, str, str]] = {
+    "evaluation": ("evaluate_track", "evaluate_noise", "episodes"),
+    "final": ("final_track", "final_noise", "final_episodes"),
 }
 
 

@@ -68,6 +68,7 @@ class Controller:
     params: np.ndarray
     z_sample: bool
     generations: int = 0  # CMA-ES generations it was evolved for
+    training: dict | None = None  # how: generations, where fitness was measured (real or dream) and at which tau
 
 
 def load_controller(path: str | Path, z_dim: int = 32, hidden: int = 256) -> Controller:
@@ -80,4 +81,9 @@ def load_controller(path: str | Path, z_dim: int = 32, hidden: int = 256) -> Con
     if params.shape != (expected,):
         raise ValueError(f"{path}: controller has {params.shape[0]} parameters, "
                          f"but a '{variant}' controller on this V and M needs {expected}")
-    return Controller(variant, params, bool(checkpoint["config"]["z_sample"]), int(checkpoint.get("generations", 0)))
+    settings, generations = checkpoint["config"], int(checkpoint.get("generations", 0))
+    training = {"generations": generations, "environment": settings.get("environment", "real"),
+                "solution": checkpoint.get("solution", settings.get("eval_solution")), "init": settings.get("init")}
+    if training["environment"] == "dream":
+        training["dream_temperature"] = settings.get("dream_temperature")
+    return Controller(variant, params, bool(settings["z_sample"]), generations, training)
