@@ -26,14 +26,14 @@ import torch  # noqa: E402
 from wm.episodes.agent import WorldModelAgent  # noqa: E402
 from wm.episodes.dream import run_dream_batch  # noqa: E402
 from wm.episodes.runner import Episode, run_batch  # noqa: E402
-from wm.envs import FAST_ENV_ID, make_env  # noqa: E402
+from wm.envs.car_racing import FAST_ENV_ID, PLUGIN as CAR_RACING, make_env  # noqa: E402
 from wm.mdn.dream_env import DreamEnv  # noqa: E402
 from wm.mdn.model import MDNRNN  # noqa: E402
 from wm.vae.model import ConvVAE  # noqa: E402
 
 
 def real(env_id, vae, mdn, params, episodes, steps, envs) -> tuple[int, float]:
-    agent = WorldModelAgent(vae, mdn, "z_h", True)
+    agent = WorldModelAgent(vae, mdn, "z_h", True, env=CAR_RACING)
     pool = [make_env(env_id) for _ in range(envs)]
     work = [Episode(params, 1000 + k, 1000 + k) for k in range(episodes)]
     start, frames = time.perf_counter(), 0
@@ -45,7 +45,7 @@ def real(env_id, vae, mdn, params, episodes, steps, envs) -> tuple[int, float]:
 def dream(env, params, batch, steps) -> tuple[int, float]:
     work = [Episode(params, 1000 + k, 1000 + k) for k in range(batch)]
     start = time.perf_counter()
-    frames = sum(r.steps for r in run_dream_batch(env, "z_h", work, steps))
+    frames = sum(r.steps for r in run_dream_batch(env, CAR_RACING, "z_h", work, steps))
     if env.device.type == "cuda":
         torch.cuda.synchronize()
     return frames, time.perf_counter() - start

@@ -37,7 +37,7 @@ import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 import pygame  # noqa: E402
 
-import wm.envs  # noqa: E402,F401  (registers wm/CarRacing-v3)
+import wm.envs.car_racing  # noqa: E402,F401  (registers wm/CarRacing-v3)
 
 STOCK, FAST, AGENT = "CarRacing-v3", "wm/CarRacing-v3", "wm/CarRacing-v3 agent view"
 
@@ -112,7 +112,7 @@ def time_split(env, streams) -> dict[str, float]:
     fast = env.unwrapped
     patches = [timed(fast, "_render", "render, total")]
     if fast.use_numba:
-        from wm.envs import _raster, _resample
+        from wm.envs.car_racing import _raster, _resample
 
         patches += [
             timed(fast, "_car_pose", "car pose (Box2D transforms read)"),
@@ -144,7 +144,7 @@ def kernel_split(env, streams, reps=3) -> dict[str, float]:
     every 10th frame of one pass), on frames captured from `env` (full frames)."""
     from numba import njit
 
-    from wm.envs import _raster, _resample
+    from wm.envs.car_racing import _raster, _resample
 
     frames = []
     original = _raster.render_observation

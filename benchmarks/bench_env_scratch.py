@@ -1,6 +1,6 @@
 """The fast env's drawing buffers, shared by a thread's envs against one private set per env.
 
-wm/envs/fast_car_racing.py draws every frame into scratch buffers (the band of frame rows, the
+wm/envs/car_racing/fast_env.py draws every frame into scratch buffers (the band of frame rows, the
 frame after smoothscale's X pass; ~0.8 MB) that the envs of one thread share: the batched runner
 steps 16 envs in turn, and 16 private sets fall out of cache. This steps 16 envs round-robin in
 the agent's view, 120 steps each, alternately with the shared set and with a private set per env
@@ -20,7 +20,7 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 
-import wm.envs.fast_car_racing as fast  # noqa: E402
+import wm.envs.car_racing.fast_env as fast  # noqa: E402
 
 SHARED = fast.scratch_buffers
 

@@ -34,7 +34,7 @@ import torch  # noqa: E402
 from wm.controller.model import act  # noqa: E402
 from wm.episodes.agent import WorldModelAgent  # noqa: E402
 from wm.episodes.runner import Episode, run_batch  # noqa: E402
-from wm.envs import FAST_ENV_ID, make_env, preprocess  # noqa: E402
+from wm.envs.car_racing import FAST_ENV_ID, PLUGIN as CAR_RACING, make_env, preprocess  # noqa: E402
 from wm.mdn.model import MDNRNN  # noqa: E402
 from wm.vae.model import ConvVAE, to_input  # noqa: E402
 
@@ -56,7 +56,7 @@ def plain_loop(vae, mdn, params, seeds, steps) -> tuple[int, float, float, dict]
             t1 = clock()
             mu, logvar = vae.encode(x)
             z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-            a = act(p, torch.cat([z, h], dim=1))
+            a = act(p, torch.cat([z, h], dim=1), CAR_RACING.to_action)
             h, state = mdn.step(z, a, state)
             t2 = clock()
             obs, _, terminated, truncated, _ = env.step(a[0].numpy().astype(np.float64))
@@ -71,7 +71,7 @@ def plain_loop(vae, mdn, params, seeds, steps) -> tuple[int, float, float, dict]
 
 def batched(env_id, vae, mdn, params, seeds, steps, envs, agent_view=True,
             encoder_dtype="float32") -> tuple[int, float, float, dict]:
-    agent = WorldModelAgent(vae, mdn, "z_h", True, encoder_dtype)
+    agent = WorldModelAgent(vae, mdn, "z_h", True, encoder_dtype, env=CAR_RACING)
     pool = [make_env(env_id) for _ in range(envs)]
     episodes = [Episode(params, seed, seed) for seed in seeds]
     frames, spent, returns = 0, {}, []
@@ -123,7 +123,7 @@ def main() -> None:
              f"wm batched x{args.envs} (gymnasium env)":
                  lambda s, n: batched("CarRacing-v3", vae, mdn, params, s, n, args.envs)}
     try:
-        import wm.envs.fast_car_racing  # noqa: F401
+        import wm.envs.car_racing.fast_env  # noqa: F401
 
         paths[f"wm batched x{args.envs} ({FAST_ENV_ID}, full frames + PIL preprocess)"] = \
             lambda s, n: batched(FAST_ENV_ID, vae, mdn, params, s, n, args.envs, agent_view=False)

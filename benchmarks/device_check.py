@@ -545,12 +545,13 @@ def device_v_agent(vae, mdn, variant, z_sample, device, bf16):
     moves the frames there and z back; M, C and the environments stay on the CPU."""
     import torch
 
+    from wm.envs import get_env
     from wm.episodes.agent import WorldModelAgent
     from wm.vae.model import to_input
 
     class DeviceVAgent(WorldModelAgent):
         def __init__(self):
-            super().__init__(vae, mdn, variant, z_sample)
+            super().__init__(vae, mdn, variant, z_sample, env=get_env("car_racing"))
             self.vae = self.vae.to(device)
 
         @torch.inference_mode()
@@ -573,7 +574,7 @@ def part_evaluator(ctx) -> None:
     from wm.controller.model import load_controller
     from wm.episodes.agent import WorldModelAgent
     from wm.episodes.runner import Episode, run_batch
-    from wm.envs import FAST_ENV_ID, make_env
+    from wm.envs.car_racing import FAST_ENV_ID, PLUGIN as CAR_RACING, make_env
     from wm.mdn.model import load_mdn
     from wm.runtime import torch_threads
     from wm.vae.model import load_vae
@@ -581,7 +582,7 @@ def part_evaluator(ctx) -> None:
     torch.set_num_threads(torch_threads({"torch_threads": 0}, per_rank=True))  # as a CMA-ES or evaluate rank
     episodes, steps, envs = (4, 100, 4) if ctx.quick else (16, 300, 16)
     vae, mdn = load_vae(MODELS / "vae.pt"), load_mdn(MODELS / "mdn.pt")
-    controller = load_controller(MODELS / "controller_z_h.pt", vae.z_dim, mdn.hidden)
+    controller = load_controller(MODELS / "controller_z_h.pt", vae.z_dim, mdn.hidden, CAR_RACING.action_dim)
     pool = [make_env(FAST_ENV_ID) for _ in range(envs)]
     seeds = list(range(2000, 2000 + episodes))
     size = f"{episodes} episodes x {steps} steps, lockstep x{envs}, {FAST_ENV_ID}, committed V/M/C z_h, 1 thread; "
@@ -600,7 +601,7 @@ def part_evaluator(ctx) -> None:
         ctx.row("evaluator", device, label, frames / seconds, "frames/s",
                 (size if baseline else "") + f"ms/frame: {split}; mean return {np.mean(returns):.1f}", baseline)
 
-    run(WorldModelAgent(copy.deepcopy(vae), mdn, controller.variant, controller.z_sample),
+    run(WorldModelAgent(copy.deepcopy(vae), mdn, controller.variant, controller.z_sample, env=CAR_RACING),
         "V on the CPU (wm's agent, channels_last)", "cpu", baseline=True)
     if blocker := cuda_blocker():
         ctx.row("evaluator", "cuda", "V on the GPU", note=blocker)
@@ -807,7 +808,7 @@ def part_preflight(ctx) -> None:
     try:
         import numpy as np
 
-        from wm.envs import FAST_ENV_ID, make_env
+        from wm.envs.car_racing import FAST_ENV_ID, make_env
 
         for env_id in (FAST_ENV_ID, "CarRacing-v3"):
             env = make_env(env_id)

@@ -55,6 +55,7 @@ def first_chunk_runner(results: Path, variant: str, batch: int):
     feed the kernel probes. run(redraw=R) drives the same tracks with z-noise stream R instead of the
     evaluation's: a fresh draw of each episode. (wm is imported here, after the mode's variables are set.)"""
     from wm.config import validate_config
+    from wm.envs import env_of
     from wm.episodes.agent import load_trained_agent
     from wm.episodes.runner import make_chunks
     from wm.evaluate import evaluation_runner, evaluation_seeds
@@ -64,7 +65,8 @@ def first_chunk_runner(results: Path, variant: str, batch: int):
     scored = json.loads(record.read_text())
     config = validate_config(scored["config"], str(record))  # as it was scored
     assert config["evaluate"]["envs_per_rank"] == scored["envs_per_rank"] == CHUNK, (record, scored["envs_per_rank"])
-    agent, controller = load_trained_agent(results / "vae.pt", results / "mdn.pt", results / f"controller_{variant}.pt")
+    agent, controller = load_trained_agent(results / "vae.pt", results / "mdn.pt", results / f"controller_{variant}.pt",
+                                           env=env_of(config))
     assert controller.variant == variant, (controller.variant, variant)
     tracks, noises = evaluation_seeds(config)
     runner = evaluation_runner(config | {"evaluate": config["evaluate"] | {"envs_per_rank": batch}}, agent,

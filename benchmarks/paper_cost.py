@@ -31,7 +31,7 @@ import torch  # noqa: E402
 from bench_evaluator import batched  # noqa: E402  (benchmarks/, the script's own folder)
 from wm.config import load_config  # noqa: E402
 from wm.controller.model import load_controller  # noqa: E402
-from wm.envs import FAST_ENV_ID, make_env, preprocess  # noqa: E402
+from wm.envs.car_racing import FAST_ENV_ID, PLUGIN as CAR_RACING, make_env, preprocess  # noqa: E402
 from wm.mdn.model import MDNRNN, load_mdn, mdn_loss  # noqa: E402
 from wm.vae.model import ConvVAE, load_vae, vae_loss  # noqa: E402
 
@@ -55,7 +55,7 @@ def cma_frame_ms(env_id: str, envs: int, steps: int, encoder_dtype: str) -> dict
     """A CMA-ES frame's CPU ms, whole and split, as the batched runner drives it: the committed budget
     agent on `envs` tracks for `steps` steps (after one short untimed batch: numba, torch warm-up)."""
     vae, mdn = load_vae(BUDGET / "vae.pt"), load_mdn(BUDGET / "mdn.pt")
-    params = load_controller(BUDGET / "controller_z_h.pt", vae.z_dim, mdn.hidden).params
+    params = load_controller(BUDGET / "controller_z_h.pt", vae.z_dim, mdn.hidden, CAR_RACING.action_dim).params
     batched(env_id, vae, mdn, params, list(range(envs)), 5, envs, encoder_dtype=encoder_dtype)
     frames, _, cpu_seconds, spent = batched(env_id, vae, mdn, params, list(range(1000, 1000 + envs)), steps, envs,
                                             encoder_dtype=encoder_dtype)
@@ -99,7 +99,7 @@ def main() -> None:
     torch.manual_seed(0)
     config = load_config([REPO / "config.yaml", args.config])
     c, v, m = config["collect"], config["vae"], config["controller"]
-    import wm.envs.fast_car_racing  # noqa: F401  (registers the fast env)
+    import wm.envs.car_racing.fast_env  # noqa: F401  (registers the fast env)
 
     fast, gym = env_ms(FAST_ENV_ID, args.frames), env_ms("CarRacing-v3", args.frames)
     frame = np.zeros((96, 96, 3), np.uint8)

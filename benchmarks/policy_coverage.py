@@ -13,9 +13,8 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 import numpy as np  # noqa: E402
 
-from wm.envs import make_env  # noqa: E402
-from wm.rollouts.collect import run_episode  # noqa: E402
-from wm.rollouts.policies import make_policy  # noqa: E402
+from wm.envs.car_racing import PLUGIN as CAR_RACING, make_env  # noqa: E402
+from wm.rollouts.collect import make_policy, run_episode  # noqa: E402
 from wm.seeding import derive_seed, rng  # noqa: E402
 
 
@@ -23,8 +22,8 @@ def coverage(policy: str, episodes: int, steps: int, env_id: str = "CarRacing-v3
     env = make_env(env_id)
     tiles, returns, lengths = [], [], []
     for e in range(episodes):
-        episode, visited = run_episode(env, derive_seed(0, "collect", 99, e),
-                                       make_policy(policy, rng(0, "collect", 99, e, 1)), steps)
+        policy_of_episode = make_policy(CAR_RACING, {"policy": policy, "brownian_dt": 0.02}, rng(0, "collect", 99, e, 1))
+        episode, visited = run_episode(CAR_RACING, env, derive_seed(0, "collect", 99, e), policy_of_episode, steps)
         tiles.append(visited)
         returns.append(float(episode["rewards"].sum()))
         lengths.append(len(episode["actions"]))

@@ -53,7 +53,7 @@ def test_cli_reports_bad_config_before_any_work(tmp_path):
     path = write(tmp_path, {"collect": {"max_steps": 5000}})
     result = wm("collect", "--config", path, "--shard", "0", "--out", tmp_path / "s.zarr", check=False)
     assert result.returncode == 2
-    assert "key 'collect.max_steps': 5000 is greater than the maximum of 1000" in result.stderr
+    assert "key 'collect.max_steps': 5000 is more than env.name 'car_racing' allows (1000 steps an episode)" in result.stderr
     assert not (tmp_path / "s.zarr").exists()
     missing = wm("collect", "--config", tmp_path / "nope.yaml", "--shard", "0", "--out", tmp_path / "s.zarr",
                  check=False)

@@ -18,7 +18,10 @@ import torch
 
 from conftest import BIN, REPO, tiny_args, wm
 from wm.config import load_config
+from wm.envs import get_env
 from wm.episodes.agent import WorldModelAgent
+
+CAR_RACING = get_env("car_racing")
 from wm.episodes.runner import ChunkRunner, Episode, EpisodeError, EpisodeSettings
 from wm.mdn.model import load_mdn
 from wm.vae.model import load_vae
@@ -230,7 +233,7 @@ def test_warm_start_from_a_trained_controller(tiny_run, longer, uninterrupted, t
 def test_crashing_rollout_names_candidate_and_seed(tiny_run):
     config = load_config(tiny_args()[1::2])
     agent = WorldModelAgent(load_vae(tiny_run / "vae" / "model.pt"), load_mdn(tiny_run / "mdn" / "model.pt"),
-                            "z_h", True)
+                            "z_h", True, env=CAR_RACING)
     runner = ChunkRunner(agent, EpisodeSettings("CarRacing-v3", 20, 0, 2))
     broken = Episode(np.full(867, np.nan), track_seed=1234, noise_seed=1, candidate=7, rollout=3)
     with pytest.raises(EpisodeError, match="candidate 7 rollout 3 track seed 1234"):
@@ -241,7 +244,7 @@ def test_rollouts_report_how_the_controller_drives(tiny_run):
     """Per-episode action statistics (a diagnostic for a controller that does not learn): a bias-only
     controller drives with one constant action, whatever it sees."""
     agent = WorldModelAgent(load_vae(tiny_run / "vae" / "model.pt"), load_mdn(tiny_run / "mdn" / "model.pt"),
-                            "z", True)
+                            "z", True, env=CAR_RACING)
     params = np.zeros(99)
     params[-3:] = [np.arctanh(0.5), 0.0, np.arctanh(0.25)]  # steer 0.5, gas 0.5, brake 0.25
     (result,) = ChunkRunner(agent, EpisodeSettings("wm/CarRacing-v3", 25, 0, 1)).run([Episode(params, 5, 6)])
@@ -410,7 +413,7 @@ def test_bfloat16_encoder_rounds_z_and_nothing_else(tiny_run):
     that size, so the bound below (5x) holds on any CPU. z stays float32 for M and C. The knob is
     fingerprinted only off its default, so every earlier checkpoint still resumes."""
     from wm.controller.train import run_fingerprint
-    from wm.envs.preprocess import preprocess
+    from wm.envs.car_racing import preprocess
     from wm.resume import differences
 
     budget = REPO / "docs" / "results" / "budget"
@@ -425,12 +428,12 @@ def test_bfloat16_encoder_rounds_z_and_nothing_else(tiny_run):
         env.close()
     frames, noise = np.stack(frames), np.zeros((16, 32), np.float32)
     z = {dtype: WorldModelAgent(load_vae(budget / "vae.pt"), load_mdn(budget / "mdn.pt"), "z_h", False,
-                                dtype).encode(frames, noise) for dtype in ("float32", "bfloat16")}
+                                dtype, env=CAR_RACING).encode(frames, noise) for dtype in ("float32", "bfloat16")}
     assert z["bfloat16"].dtype == torch.float32
     error = (z["bfloat16"] - z["float32"]).abs().max().item()
     assert 0 < error < 0.05, error
     with pytest.raises(ValueError, match="encoder_dtype is 'float16'"):
-        WorldModelAgent(load_vae(budget / "vae.pt"), load_mdn(budget / "mdn.pt"), "z_h", False, "float16")
+        WorldModelAgent(load_vae(budget / "vae.pt"), load_mdn(budget / "mdn.pt"), "z_h", False, "float16", env=CAR_RACING)
 
     config = load_config(tiny_args()[1::2])
     vae_path, mdn_path = tiny_run / "vae" / "model.pt", tiny_run / "mdn" / "model.pt"

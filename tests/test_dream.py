@@ -16,6 +16,7 @@ import torch
 from conftest import REPO, wm
 from wm.config import load_config
 from wm.controller.train import read_checkpoint, train_controller
+from wm.envs import get_env
 from wm.episodes.dream import run_dream_batch
 from wm.episodes.runner import Episode
 from wm.files import save_torch
@@ -143,7 +144,7 @@ def test_train_mdn_with_heads_reports_them_against_baselines(latents, tmp_path):
 
 def dream_returns(env, seeds, params, steps=40):
     episodes = [Episode(p, t, n) for p, (t, n) in zip(params, seeds)]
-    return run_dream_batch(env, "z_h", episodes, steps)
+    return run_dream_batch(env, get_env("car_racing"), "z_h", episodes, steps)
 
 
 def test_the_dream_is_deterministic_under_its_seeds(models, latents):

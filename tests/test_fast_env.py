@@ -22,12 +22,12 @@ import pygame  # noqa: E402
 import pytest  # noqa: E402
 from pygame import gfxdraw  # noqa: E402
 
-import wm.envs  # noqa: E402,F401  (registers wm/CarRacing-v3)
-from wm.envs import fast_car_racing  # noqa: E402
-from wm.envs.preprocess import CROP_ROWS, preprocess  # noqa: E402
+from wm.envs.car_racing import PLUGIN as CAR_RACING  # noqa: E402  (registers wm/CarRacing-v3)
+from wm.envs.car_racing import fast_env as fast_car_racing  # noqa: E402
+from wm.envs.car_racing.preprocess import CROP_ROWS, preprocess  # noqa: E402
 
 try:
-    from wm.envs import _raster as raster
+    from wm.envs.car_racing import _raster as raster
 except ImportError:  # numba missing: FastCarRacing uses its pygame path
     raster = None
 needs_numba = pytest.mark.skipif(raster is None, reason="numba is not installed")
@@ -317,7 +317,7 @@ def test_runner_agent_view_gives_the_same_episodes():
     torch.set_num_threads(1)  # batch 2: threads would only contend with each other
     try:
         torch.manual_seed(0)
-        agent = WorldModelAgent(ConvVAE().eval(), MDNRNN().eval(), "z_h", True)
+        agent = WorldModelAgent(ConvVAE().eval(), MDNRNN().eval(), "z_h", True, env=CAR_RACING)
         params = np.random.default_rng(0).normal(0, 0.1, 867)
         params[-2] = 0.5
         episodes = [Episode(params, 30 + k, 40 + k) for k in range(2)]
@@ -339,7 +339,7 @@ def test_pil_resize_port_matches_pil():
     other sizes: random, flat and two-level images."""
     from PIL import Image
 
-    from wm.envs import _resample
+    from wm.envs.car_racing import _resample
 
     rng = np.random.default_rng(26)
     for (in_w, in_h, rows), (out_w, out_h) in (((96, 96, 84), (64, 64)), ((96, 96, 96), (64, 64)),

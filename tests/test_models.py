@@ -8,6 +8,7 @@ import torch
 from torch import distributions as D
 
 from wm.controller.model import act, parameter_count
+from wm.envs import get_env
 from wm.files import load_checkpoint, save_torch
 from wm.mdn.model import MDNRNN, mdn_loss, mixture_log_prob, sample_next_z
 from wm.vae.model import ConvVAE, to_input, vae_loss
@@ -40,14 +41,15 @@ def test_mdn_rnn_matches_the_paper():
 
 
 def test_controller_matches_the_paper():
-    assert parameter_count("z_h") == 867
-    assert parameter_count("z") == 99
+    to_action = get_env("car_racing").to_action
+    assert parameter_count("z_h", 32, 256, 3) == 867
+    assert parameter_count("z", 32, 256, 3) == 99
     params = torch.zeros(4, 867)
-    actions = act(params, torch.randn(4, 288))
+    actions = act(params, torch.randn(4, 288), to_action)
     # Zero weights: steer tanh(0) = 0, gas (0 + 1) / 2, brake clip(0) = 0.
     assert torch.equal(actions, torch.tensor([[0.0, 0.5, 0.0]] * 4))
     params[:, -3:] = torch.tensor([10.0, -10.0, -10.0])  # the biases
-    assert torch.allclose(act(params, torch.randn(4, 288)), torch.tensor([[1.0, 0.0, 0.0]] * 4), atol=1e-6)
+    assert torch.allclose(act(params, torch.randn(4, 288), to_action), torch.tensor([[1.0, 0.0, 0.0]] * 4), atol=1e-6)
 
 
 def test_mdn_loss_matches_torch_distributions():

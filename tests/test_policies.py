@@ -3,7 +3,7 @@
 import numpy as np
 
 from benchmarks.policy_coverage import coverage
-from wm.rollouts.policies import BrownianPolicy, RandomControllerPolicy, UniformPolicy
+from wm.envs.car_racing.policies import BrownianPolicy, RandomControllerPolicy, UniformPolicy
 
 
 def test_coverage_of_the_track_per_policy(capsys):

@@ -47,6 +47,7 @@ def spread(results_set: str) -> dict:
 def first_chunk(results_set: str, variant: str) -> list[dict]:
     """Rerun the first evaluation chunk of the committed controller in this process, on one thread."""
     from wm.config import validate_config
+    from wm.envs import env_of
     from wm.episodes.agent import load_trained_agent
     from wm.episodes.runner import make_chunks
     from wm.evaluate import evaluation_runner, evaluation_seeds
@@ -55,7 +56,8 @@ def first_chunk(results_set: str, variant: str) -> list[dict]:
     record = recorded(results_set, variant)
     config = validate_config(record["config"], f"{folder}/eval/{variant}/returns.json")  # as it was scored
     assert config["evaluate"]["envs_per_rank"] == record["envs_per_rank"]
-    agent, controller = load_trained_agent(folder / "vae.pt", folder / "mdn.pt", folder / f"controller_{variant}.pt")
+    agent, controller = load_trained_agent(folder / "vae.pt", folder / "mdn.pt", folder / f"controller_{variant}.pt",
+                                           env=env_of(config))
     assert controller.variant == variant
     tracks, noises = evaluation_seeds(config)
     chunk = make_chunks(controller.params[None], tracks, noises, config["evaluate"]["envs_per_rank"])[0]

@@ -11,7 +11,7 @@ from wm.controller import VARIANTS
 from wm.seeding import TRACK_SETS
 
 STAGES = """stages, in the order of the data:
-  collect            rollouts of CarRacing (random policy, or a trained agent) into one Zarr shard
+  collect            rollouts of env.name (a random data policy, or a trained agent) into one Zarr shard
   data check         validate shards (shapes, counts, checksums, metadata)
   train-vae          fit V on the frames; fails if V collapses to the mean frame
   encode             V's (mu, log sigma^2) for every frame of a shard, for M
@@ -37,7 +37,7 @@ def _models(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="wm", description="World Models on CarRacing.", epilog=STAGES,
+    parser = argparse.ArgumentParser(prog="wm", description="World Models, on environments that are plug-ins (wm/envs/).", epilog=STAGES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"wm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

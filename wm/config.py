@@ -43,8 +43,21 @@ def _fill_defaults(instance: dict, schema: dict) -> None:
             _fill_defaults(instance[key], sub)
 
 
+def with_env_defaults(config: dict) -> dict:
+    """config merged over its environment plug-in's defaults (sizes, caps, data policy): the schema's
+    own defaults, filled after, are CarRacing's. An unknown env.name is left for the schema to name."""
+    from wm.envs import ENVIRONMENTS, get_env
+
+    env = config.get("env", {})
+    name = env.get("name", "car_racing") if isinstance(env, dict) else None
+    if name not in ENVIRONMENTS:
+        return config
+    return deep_merge(get_env(name).defaults, config)
+
+
 def validate_config(config: dict, source: str = "config") -> dict:
     """Check config against the schema and return a copy with every default filled in."""
+    config = with_env_defaults(config)
     schema = load_schema()
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
@@ -54,7 +67,25 @@ def validate_config(config: dict, source: str = "config") -> dict:
         raise ConfigError(f"{source}: key '{key}': {error.message}")
     filled = copy.deepcopy(config)
     _fill_defaults(filled, schema)
+    check_episode_caps(filled, source)
     return filled
+
+
+# Episode lengths a config sets, each at most its environment's episode cap.
+EPISODE_LENGTH_KEYS = (("collect", "max_steps"), ("controller", "max_steps"), ("evaluate", "max_steps"))
+
+
+def check_episode_caps(config: dict, source: str) -> None:
+    from wm.envs import get_env
+
+    env = get_env(config["env"]["name"])
+    for section, key in EPISODE_LENGTH_KEYS:
+        if config[section][key] > env.max_steps:
+            raise ConfigError(f"{source}: key '{section}.{key}': {config[section][key]} is more than env.name "
+                              f"{env.name!r} allows ({env.max_steps} steps an episode)")
+    if config["env"]["id"] not in env.ids:
+        raise ConfigError(f"{source}: key 'env.id': {config['env']['id']!r} is not an id of env.name "
+                          f"{env.name!r} (its ids: {', '.join(env.ids)})")
 
 
 def load_config(paths: Iterable[str | Path], override: str | None = None) -> dict:

@@ -1,5 +1,6 @@
-"""`wm evaluate`: the trained agent on held-out tracks of gymnasium's CarRacing-v3, as the
-paper reports it (mean and standard deviation of the return over 100 random tracks).
+"""`wm evaluate`: the trained agent on held-out episodes of its environment's evaluation id (the
+plug-in's: gymnasium's CarRacing-v3 for car_racing), as the paper reports it (mean and standard
+deviation of the return over 100 episodes on seeds nothing else used).
 
 Outputs (in --out): returns.json (mean, std, per-episode returns, steps, seeds, config,
 versions), histogram.png, and episode.gif of the first episode when evaluate.video is on;
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from wm.controller.model import Controller
+from wm.envs import env_of
 from wm.episodes.agent import WorldModelAgent, load_trained_agent
 from wm.episodes.farm import run_farm
 from wm.episodes.runner import ChunkRunner, Episode, EpisodeSettings, run_batch
@@ -24,9 +26,6 @@ from wm.metrics import metrics_writer
 from wm.report import plot_histogram
 from wm.runtime import numerics_signature, torch_threads
 from wm.seeding import TRACK_SETS, seeds
-
-EVALUATION_ENV = "CarRacing-v3"
-ACTIONS = ("steer", "gas", "brake")
 
 
 def evaluation_seeds(config: dict, track_set: str = "evaluation") -> tuple[list[int], list[int]]:
@@ -38,18 +37,21 @@ def evaluation_seeds(config: dict, track_set: str = "evaluation") -> tuple[list[
     return seeds(config["seed"], track_purpose, count), seeds(config["seed"], noise_purpose, count)
 
 
-def evaluation_runner(config: dict, agent: WorldModelAgent, env_id: str = EVALUATION_ENV) -> ChunkRunner:
-    """Scores are always measured on gymnasium's own CarRacing-v3, as the paper reports them (checks
-    may pass its pixel-identical twin), in lockstep batches of evaluate.envs_per_rank episodes,
-    never ended early."""
+def evaluation_runner(config: dict, agent: WorldModelAgent, env_id: str | None = None) -> ChunkRunner:
+    """Scores are always measured on the plug-in's evaluation id (gymnasium's own CarRacing-v3), as the
+    paper reports them (checks may pass another of its ids, such as CarRacing's pixel-identical twin),
+    in lockstep batches of evaluate.envs_per_rank episodes, never ended early."""
     settings = config["evaluate"]
+    env_id = agent.env.check_id(env_id or agent.env.evaluation_id)
+    agent.env.check_steps(settings["max_steps"], "evaluate.max_steps")
     return ChunkRunner(agent, EpisodeSettings(env_id, settings["max_steps"], 0, settings["envs_per_rank"]))
 
 
 def evaluate(config: dict, vae_path: Path, mdn_path: Path, controller_path: Path, out: Path,
              track_set: str = "evaluation") -> dict:
     torch.set_num_threads(torch_threads(config, per_rank=True))
-    agent, controller = load_trained_agent(vae_path, mdn_path, controller_path, config["encoder_dtype"])
+    agent, controller = load_trained_agent(vae_path, mdn_path, controller_path, config["encoder_dtype"],
+                                           env=env_of(config))
     runner = evaluation_runner(config, agent)
     tracks, noises = evaluation_seeds(config, track_set)
     return run_farm(runner, config["evaluate"]["worker_timeout"],
@@ -63,6 +65,7 @@ def score(config, controller: Controller, agent, farm, tracks, noises, controlle
     """Rank 0's part: run the held-out episodes on every rank, then write the results."""
     settings = config["evaluate"]
     variant, params = controller.variant, controller.params
+    actions = agent.env.action_names
     start = time.perf_counter()
     _, results = farm.evaluate(params[None], tracks, noises, training=False,
                                progress=f"evaluate {variant} ({track_set})")
@@ -72,11 +75,12 @@ def score(config, controller: Controller, agent, farm, tracks, noises, controlle
         "mean": float(np.mean(returns)), "std": float(np.std(returns)),
         "min": float(np.min(returns)), "max": float(np.max(returns)), "returns": returns,
         "steps": [r.steps for r in results], "tiles": [r.tiles for r in results],
-        "ended_by": [r.ended_by for r in results], "track_seeds": tracks, "env_id": EVALUATION_ENV,
+        "ended_by": [r.ended_by for r in results], "track_seeds": tracks,
+        "env": agent.env.name, "env_id": agent.env.evaluation_id,
         "encoder_dtype": config["encoder_dtype"],
         # How the controller drives (a diagnostic: a constant action or a saturated gas shows here).
-        "action_mean": dict(zip(ACTIONS, np.mean([r.action_mean for r in results], axis=0).round(4).tolist())),
-        "action_std_within_episode": dict(zip(ACTIONS, np.mean([r.action_std for r in results], axis=0).round(4).tolist())),
+        "action_mean": dict(zip(actions, np.mean([r.action_mean for r in results], axis=0).round(4).tolist())),
+        "action_std_within_episode": dict(zip(actions, np.mean([r.action_std for r in results], axis=0).round(4).tolist())),
         "seconds": round(time.perf_counter() - start, 1), "ranks": farm.ranks,
         "envs_per_rank": settings["envs_per_rank"], "z_sample": agent.z_sample,
         # What decides the bits of these returns (rank 0's; the ranks of one job share a node kind).
@@ -97,7 +101,7 @@ def score(config, controller: Controller, agent, farm, tracks, noises, controlle
         metrics.scalars(step, {"mean": summary["mean"], "std": summary["std"]}, prefix="evaluate")
     if settings["video"]:
         first = Episode(params, tracks[0], noises[0])
-        recorded = run_batch(EVALUATION_ENV, agent, [first], settings["max_steps"], record=True)[0]
+        recorded = run_batch(agent.env.evaluation_id, agent, [first], settings["max_steps"], record=True)[0]
         with atomic_path(out / "episode.gif") as tmp:
             iio.imwrite(tmp, recorded.frames[::2], extension=".gif", duration=40, loop=0)
     print(f"evaluate [{variant}]: {summary['mean']:.1f} +- {summary['std']:.1f} over {len(returns)} {track_set} tracks")

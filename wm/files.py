@@ -68,6 +68,14 @@ def load_checkpoint(path: str | Path, kind: str) -> dict:
     return checkpoint
 
 
+def checkpoint_env(checkpoint: dict) -> str:
+    """The env.name a V, M or C checkpoint was trained for; those saved before environments were
+    plug-ins carry none, and are CarRacing's (the only environment there was then)."""
+    from wm.resume import EARLIER_ENV
+
+    return checkpoint.get("env", EARLIER_ENV)
+
+
 def file_digest(path: str | Path) -> str:
     """A short content hash: ties a latent store or a CMA-ES checkpoint to the exact V and M files."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]

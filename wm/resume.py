@@ -49,12 +49,24 @@ LATER_KEYS = {
     "mdn": {"reward_weight": 0.0, "done_weight": 0.0, "init": "random"},
     "controller": {"environment": "real", "dream_temperature": 1.15, "dream_max_steps": 1000,
                    "dream_batch": 1024, "dream_done_threshold": 0.5},
+    "evaluate": {"final_episodes": 200},  # issue 30: the final set's size (wm evaluate --tracks final)
 }
 # Top-level keys (outside the stages' sections) added later, likewise: recorded only off these values.
 LATER_TOP_KEYS = {
     "encoder_dtype": "float32",  # V's encoder as the agent drives (collect by agent, C, evaluation)
     "train_dtype": "auto",  # V's and M's training steps
 }
+# env.name came with environment plug-ins; every run before was CarRacing's.
+EARLIER_ENV = "car_racing"
+
+
+def env_record(config: dict) -> dict:
+    """{"env": env.name} for a checkpoint, store, fingerprint or rule params, left out for CarRacing (as
+    LATER_KEYS are at their earlier value), so that everything made before env.name existed still matches."""
+    name = config["env"]["name"]
+    return {} if name == EARLIER_ENV else {"env": name}
+
+
 # The key that says how long a stage runs: raising it extends a finished run.
 LENGTH = {"vae": "epochs", "mdn": "epochs", "controller": "generations"}
 

@@ -30,13 +30,14 @@ import torch
 from wm.controller.diagnostics import diagnose
 from wm.controller import VARIANTS
 from wm.controller.model import l2_penalty, load_controller, parameter_count
+from wm.envs import env_of
 from wm.episodes.agent import load_agent
 from wm.episodes.farm import run_farm
 from wm.episodes.runner import ChunkRunner, EpisodeSettings
 from wm.files import atomic_path, file_digest, save_torch, versions, write_csv
 from wm.metrics import MetricsWriter, duration, metrics_writer
 from wm.report import plot_curves
-from wm.resume import ResumeError, check_length, fingerprint, load_resumable, recorded_settings, stores_digest
+from wm.resume import ResumeError, check_length, env_record, fingerprint, load_resumable, recorded_settings, stores_digest
 from wm.rollouts.readers import open_stores
 from wm.runtime import numerics_signature, torch_threads
 from wm.seeding import derive_seed, seeds
@@ -51,6 +52,11 @@ def init_path(config: dict, variant: str) -> Path | None:
     return None if init == "zeros" else Path(init.format(variant=variant))
 
 
+def controller_size(config: dict, variant: str) -> int:
+    """C's parameter count for this run's V (vae.z_dim), M (mdn.hidden) and environment's actions."""
+    return parameter_count(variant, config["vae"]["z_dim"], config["mdn"]["hidden"], env_of(config).action_dim)
+
+
 def run_fingerprint(config: dict, variant: str, vae_path: Path, mdn_path: Path,
                     latents: list[Path] | None = None) -> dict:
     """What a checkpoint must match to be resumed (wm/resume.py): every controller setting but the
@@ -60,8 +66,9 @@ def run_fingerprint(config: dict, variant: str, vae_path: Path, mdn_path: Path,
     init = init_path(config, variant)
     dream = {"dream_starts": stores_digest(open_stores(latents, "latents")),
              "dream_device": dream_device(config).type} if latents else {}
-    return fingerprint(config, "controller", variant=variant, parameters=parameter_count(variant),
-                       env_id=config["env"]["id"], vae=file_digest(vae_path), mdn=file_digest(mdn_path),
+    return fingerprint(config, "controller", variant=variant, parameters=controller_size(config, variant),
+                       env_id=config["env"]["id"], **env_record(config),
+                       vae=file_digest(vae_path), mdn=file_digest(mdn_path),
                        torch_threads=torch.get_num_threads(),
                        # the warm start by content, not by where it lies
                        **{"controller.init": file_digest(init) if init else "zeros"}, **dream,
@@ -86,11 +93,14 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 def initial_mean(config: dict, variant: str) -> np.ndarray:
     """The search's starting point: zeros (the paper), or a trained controller's parameters."""
-    n = parameter_count(variant)
+    n = controller_size(config, variant)
     init = init_path(config, variant)
     if init is None:
         return np.zeros(n)
-    start = load_controller(init)
+    start = load_controller(init, config["vae"]["z_dim"], config["mdn"]["hidden"], env_of(config).action_dim)
+    if start.env != config["env"]["name"]:
+        raise ValueError(f"controller.init: {init} was trained for env.name {start.env!r}, "
+                         f"not {config['env']['name']!r}")
     if start.variant != variant:
         raise ValueError(f"controller.init: {init} is a '{start.variant}' controller, not '{variant}'")
     return start.params.astype(np.float64)
@@ -111,8 +121,10 @@ def build_runner(config: dict, variant: str, vae_path: Path, mdn_path: Path, lat
     """The farm's chunk runner: real rollouts (ChunkRunner), or with controller.environment: dream a
     DreamRunner (dream training rollouts from `latents`' first frames, real held-out ones)."""
     settings = config["controller"]
-    agent = load_agent(vae_path, mdn_path, variant, settings["z_sample"], config["encoder_dtype"])
-    real = ChunkRunner(agent, EpisodeSettings(config["env"]["id"], settings["max_steps"],
+    plugin = env_of(config)
+    plugin.check_steps(settings["max_steps"], "controller.max_steps")
+    agent = load_agent(vae_path, mdn_path, variant, settings["z_sample"], config["encoder_dtype"], env=plugin)
+    real = ChunkRunner(agent, EpisodeSettings(plugin.check_id(config["env"]["id"]), settings["max_steps"],
                                               settings["no_progress_steps"], settings["envs_per_rank"]))
     if settings["environment"] == "real":
         return real
@@ -255,7 +267,7 @@ def train_controller(config: dict, variant: str, vae_path: Path, mdn_path: Path,
                   f"of {settings['generations']}", flush=True)
         state["numerics"] = numerics_signature()
         out.mkdir(parents=True, exist_ok=True)
-        print(f"train-controller: {farm.ranks} rank(s), {parameter_count(variant)} parameters, "
+        print(f"train-controller: {farm.ranks} rank(s), {controller_size(config, variant)} parameters, "
               f"population {settings['popsize']} x {settings['rollouts']} rollouts"
               + (f" in M's dream (temperature {settings['dream_temperature']}, batches of {settings['dream_batch']}; "
                  "held-out score in the real environment)" if settings["environment"] == "dream" else ""), flush=True)
@@ -284,7 +296,7 @@ def save_controller(config: dict, variant: str, state: dict, path: Path) -> None
     save_torch(path, {
         "kind": "controller", "variant": variant, "params": torch.from_numpy(solution.copy()),
         "solution": settings["eval_solution"], "generations": state["generation"],
-        "fingerprint": state["fingerprint"], "config": settings, "versions": versions(),
+        "fingerprint": state["fingerprint"], "config": settings, **env_record(config), "versions": versions(),
     })
 
 

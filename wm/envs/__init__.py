@@ -1,26 +1,38 @@
-"""Environments: gymnasium's CarRacing, a faster pixel-identical twin, and the shared preprocessing."""
+"""Environments as plug-ins (wm/envs/plugin.py's EnvPlugin): config env.name picks one; each lives in
+its own subpackage, imported only when a run names it (Doom's vizdoom is not needed to race cars)."""
 
 from __future__ import annotations
 
-import gymnasium as gym
+import importlib
 
-from wm.envs.preprocess import FRAME_SIZE, preprocess, preprocess_batch
+from wm.envs.plugin import EnvPlugin
 
-FAST_ENV_ID = "wm/CarRacing-v3"
-
-if FAST_ENV_ID not in gym.registry:
-    gym.register(
-        id=FAST_ENV_ID,
-        entry_point="wm.envs.fast_car_racing:FastCarRacing",
-        max_episode_steps=1000,
-    )
+# env.name -> the subpackage whose PLUGIN it is. A third environment adds one line here.
+ENVIRONMENTS = {
+    "car_racing": "wm.envs.car_racing",
+}
 
 
-def make_env(env_id: str = "CarRacing-v3", **kwargs) -> gym.Env:
-    """A continuous-action CarRacing (gymnasium's or ours), with the TimeLimit of its registration."""
-    if env_id not in ("CarRacing-v3", FAST_ENV_ID):
-        raise ValueError(f"env.id must be 'CarRacing-v3' or '{FAST_ENV_ID}', got {env_id!r}")
-    return gym.make(env_id, continuous=True, **kwargs)
+def get_env(name: str) -> EnvPlugin:
+    """The plug-in of env.name `name`."""
+    if name not in ENVIRONMENTS:
+        raise ValueError(f"env.name {name!r} is not an environment of wm (known: {', '.join(ENVIRONMENTS)})")
+    return importlib.import_module(ENVIRONMENTS[name]).PLUGIN
 
 
-__all__ = ["FAST_ENV_ID", "FRAME_SIZE", "make_env", "preprocess", "preprocess_batch"]
+def env_of(config: dict) -> EnvPlugin:
+    """The plug-in a config's run is for."""
+    return get_env(config["env"]["name"])
+
+
+def env_of_id(env_id: str) -> EnvPlugin:
+    """The plug-in one of whose ids is `env_id` (for records that name the id only, as shards made
+    before env.name existed do)."""
+    for name in ENVIRONMENTS:
+        plugin = get_env(name)
+        if env_id in plugin.ids:
+            return plugin
+    raise ValueError(f"env id {env_id!r} belongs to no environment of wm (known: {', '.join(ENVIRONMENTS)})")
+
+
+__all__ = ["ENVIRONMENTS", "EnvPlugin", "env_of", "env_of_id", "get_env"]

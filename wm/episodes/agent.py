@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from wm.controller.model import Controller, act, controller_inputs, load_controller, uses_memory
+from wm.envs import EnvPlugin
 from wm.mdn.model import MDNRNN, load_mdn
 from wm.vae.model import ConvVAE, load_vae, to_input
 
@@ -18,10 +19,16 @@ ENCODER_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 class WorldModelAgent:
-    """V + M + C for a batch of environments, each driven by its own controller parameters."""
+    """V + M + C for a batch of environments of one plug-in (`env`), each driven by its own controller
+    parameters."""
 
-    def __init__(self, vae: ConvVAE, mdn: MDNRNN, variant: str, z_sample: bool, encoder_dtype: str = "float32"):
+    def __init__(self, vae: ConvVAE, mdn: MDNRNN, variant: str, z_sample: bool, encoder_dtype: str = "float32",
+                 *, env: EnvPlugin):
         controller_inputs(variant, vae.z_dim, mdn.hidden)  # refuses an unknown variant
+        if mdn.action_dim != env.action_dim:
+            raise ValueError(f"M reads {mdn.action_dim} action values, but env.name {env.name!r} has "
+                             f"{env.action_dim} ({', '.join(env.action_names)})")
+        self.env = env
         if encoder_dtype not in ENCODER_DTYPES:
             raise ValueError(f"encoder_dtype is {encoder_dtype!r}; expected one of {sorted(ENCODER_DTYPES)}")
         # channels_last runs the encoder's convolutions ~10% faster on the CPU too; bfloat16 weights
@@ -44,26 +51,42 @@ class WorldModelAgent:
     @torch.inference_mode()
     def act(self, params: torch.Tensor, z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         features = torch.cat([z, h], dim=1) if self.uses_memory else z
-        return act(params, features)
+        return act(params, features, self.env.to_action)
 
     @torch.inference_mode()
     def remember(self, z: torch.Tensor, actions: torch.Tensor, state):
         return self.mdn.step(z, actions, state)
 
 
-def load_agent(vae_path: Path, mdn_path: Path, variant: str, z_sample: bool,
-               encoder_dtype: str = "float32") -> WorldModelAgent:
-    """The agent from V's and M's checkpoints, checked to fit together."""
+def check_env(path: Path, kind: str, trained_for: str, env: EnvPlugin) -> None:
+    """One line, before any work, when a V, M or C checkpoint was trained for another environment."""
+    if trained_for != env.name:
+        raise ValueError(f"{path}: a {kind} trained for env.name {trained_for!r}, but this run's env.name is "
+                         f"{env.name!r}")
+
+
+def load_models(vae_path: Path, mdn_path: Path, env: EnvPlugin) -> tuple[ConvVAE, MDNRNN]:
+    """V and M, checked to be `env`'s and to fit together."""
     vae, mdn = load_vae(vae_path), load_mdn(mdn_path)
+    check_env(vae_path, "V", vae.env, env)
+    check_env(mdn_path, "M", mdn.env, env)
     if vae.z_dim != mdn.z_dim:
         raise ValueError(f"{vae_path} has z_dim {vae.z_dim} but {mdn_path} was trained on z_dim {mdn.z_dim}")
-    return WorldModelAgent(vae, mdn, variant, z_sample, encoder_dtype)
+    return vae, mdn
+
+
+def load_agent(vae_path: Path, mdn_path: Path, variant: str, z_sample: bool,
+               encoder_dtype: str = "float32", *, env: EnvPlugin) -> WorldModelAgent:
+    """The agent from V's and M's checkpoints, checked to fit together."""
+    vae, mdn = load_models(vae_path, mdn_path, env)
+    return WorldModelAgent(vae, mdn, variant, z_sample, encoder_dtype, env=env)
 
 
 def load_trained_agent(vae_path: Path, mdn_path: Path, controller_path: Path,
-                       encoder_dtype: str = "float32") -> tuple[WorldModelAgent, Controller]:
+                       encoder_dtype: str = "float32", *, env: EnvPlugin) -> tuple[WorldModelAgent, Controller]:
     """The agent a controller checkpoint drives, and the controller: C is driven as it was trained,
     on sampled z if its CMA-ES run sampled z (its checkpoint says)."""
-    vae, mdn = load_vae(vae_path), load_mdn(mdn_path)
-    controller = load_controller(controller_path, vae.z_dim, mdn.hidden)
-    return WorldModelAgent(vae, mdn, controller.variant, controller.z_sample, encoder_dtype), controller
+    vae, mdn = load_models(vae_path, mdn_path, env)
+    controller = load_controller(controller_path, vae.z_dim, mdn.hidden, env.action_dim)
+    check_env(controller_path, "controller", controller.env, env)
+    return WorldModelAgent(vae, mdn, controller.variant, controller.z_sample, encoder_dtype, env=env), controller

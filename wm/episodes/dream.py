@@ -14,7 +14,8 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from wm.controller.model import ACTION_DIM, act
+from wm.controller.model import act
+from wm.envs import EnvPlugin
 from wm.episodes.runner import ChunkRunner, Episode, EpisodeResult, EpisodeSettings, checked_results
 from wm.mdn.dream_env import DreamEnv
 from wm.seeding import derive_seed
@@ -27,19 +28,20 @@ def dream_seed(episode: Episode) -> int:
 
 
 @torch.inference_mode()
-def run_dream_batch(env: DreamEnv, variant: str, episodes: list[Episode], max_steps: int) -> list[EpisodeResult]:
+def run_dream_batch(env: DreamEnv, plugin: EnvPlugin, variant: str, episodes: list[Episode],
+                    max_steps: int) -> list[EpisodeResult]:
     """Every episode to its end (M's done head, or max_steps), all in lockstep; ended episodes drop
-    out of the batch."""
+    out of the batch. C's outputs become actions as in `plugin`'s real environment."""
     n = len(episodes)
     z = env.reset([dream_seed(ep) for ep in episodes])
     params = torch.from_numpy(np.stack([ep.params for ep in episodes]).astype(np.float32)).to(env.device)
     returns, steps = torch.zeros(n, dtype=torch.float64), np.zeros(n, dtype=int)
-    action_sum, action_sq = np.zeros((n, ACTION_DIM)), np.zeros((n, ACTION_DIM))
+    action_sum, action_sq = np.zeros((n, plugin.action_dim)), np.zeros((n, plugin.action_dim))
     ended_by = [""] * n
     active = np.arange(n)
     for t in range(max_steps):
         features = torch.cat([z, env.h], dim=1) if variant == "z_h" else z
-        actions = act(params[torch.from_numpy(active).to(env.device)], features)
+        actions = act(params[torch.from_numpy(active).to(env.device)], features, plugin.to_action)
         z, reward, done = env.step(actions)
         action_array = actions.cpu().numpy().astype(np.float64)
         action_sum[active] += action_array
@@ -90,6 +92,7 @@ class DreamRunner:
             self.busy_seconds += time.perf_counter() - start
             return results
         results = checked_results(chunk, "dream rollout",
-                                  lambda: run_dream_batch(self.env, self.variant, chunk, self.dream_settings.max_steps))
+                                  lambda: run_dream_batch(self.env, self.real.agent.env, self.variant, chunk,
+                                                          self.dream_settings.max_steps))
         self.busy_seconds += time.perf_counter() - start
         return results

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from wm.controller.model import ACTION_DIM
-from wm.envs import make_env, preprocess_batch
+from wm.envs import EnvPlugin
 from wm.episodes.agent import WorldModelAgent
 
 
@@ -40,11 +39,11 @@ class Episode:
 class EpisodeResult:
     total_return: float
     steps: int
-    tiles: int  # track tiles visited
+    tiles: int  # the environment's progress count at the end (CarRacing: track tiles visited; else 0)
     ended_by: str  # "terminated", "truncated", "max_steps" or "no_progress"
-    action_mean: tuple[float, float, float] = (0.0, 0.0, 0.0)  # steer, gas, brake over the episode
-    action_std: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    frames: np.ndarray | None = None  # the 96x96 observations, when recorded
+    action_mean: tuple[float, ...] = ()  # each of the environment's actions, over the episode
+    action_std: tuple[float, ...] = ()
+    frames: np.ndarray | None = None  # the raw observations, when recorded
 
 
 def run_batch(env_id: str, agent: WorldModelAgent, episodes: list[Episode], max_steps: int,
@@ -56,7 +55,7 @@ def run_batch(env_id: str, agent: WorldModelAgent, episodes: list[Episode], max_
     `clock` (benchmarks pass time.thread_time on a shared machine). `agent_view` False makes
     V's frames come from preprocess of the full frames even on the fast env (the same bytes,
     slower; for benchmarks)."""
-    envs = envs or [make_env(env_id) for _ in episodes]
+    envs = envs or [agent.env.make(env_id) for _ in episodes]
     n = len(episodes)
     # The fast env's agent view: each step also leaves the frame V sees, preprocess(observation),
     # drawn without the indicator bar the crop drops (byte-identical; docs/fast_env.md). Off when
@@ -74,6 +73,9 @@ def run_batch(env_id: str, agent: WorldModelAgent, episodes: list[Episode], max_
 
 def _run_batch(envs, agent, episodes, max_steps, no_progress_steps, record, timings, agent_view, clock):
     n = len(episodes)
+    plugin: EnvPlugin = agent.env
+    if no_progress_steps and plugin.progress is None:
+        raise ValueError(f"controller.no_progress_steps needs a progress count, which env.name {plugin.name!r} lacks")
     obs = [env.reset(seed=ep.track_seed)[0] for env, ep in zip(envs, episodes)]
     if not agent_view:
         obs = np.stack(obs)
@@ -84,7 +86,7 @@ def _run_batch(envs, agent, episodes, max_steps, no_progress_steps, record, timi
     h = torch.zeros(n, hidden)
     returns, steps = np.zeros(n), np.zeros(n, dtype=int)
     last_tiles, last_progress = np.zeros(n, dtype=int), np.zeros(n, dtype=int)
-    action_sum, action_sq = np.zeros((n, ACTION_DIM)), np.zeros((n, ACTION_DIM))  # per-episode action statistics
+    action_sum, action_sq = np.zeros((n, plugin.action_dim)), np.zeros((n, plugin.action_dim))  # per episode
     ended_by = [""] * n
     recorded = [[o] for o in obs] if record else None
     active = np.arange(n)  # indices of episodes still running; obs, h, state hold their rows only
@@ -95,7 +97,7 @@ def _run_batch(envs, agent, episodes, max_steps, no_progress_steps, record, timi
         if agent_view:
             frames = np.stack([envs[i].unwrapped.agent_frame for i in active])
         else:
-            frames = preprocess_batch(obs)
+            frames = plugin.preprocess_batch(obs)
         t1 = clock()
         noise = np.stack([noise_rngs[i].standard_normal(z_dim, dtype=np.float32) for i in active])
         z = agent.encode(frames, noise)
@@ -120,7 +122,7 @@ def _run_batch(envs, agent, episodes, max_steps, no_progress_steps, record, timi
             steps[i] += 1
             if record:
                 recorded[i].append(o)
-            tiles = envs[i].unwrapped.tile_visited_count
+            tiles = plugin.progress(envs[i]) if plugin.progress else 0
             if tiles > last_tiles[i]:
                 last_tiles[i], last_progress[i] = tiles, t
             if terminated or truncated:
@@ -155,8 +157,8 @@ def _run_batch(envs, agent, episodes, max_steps, no_progress_steps, record, timi
 
 @dataclass
 class EpisodeSettings:
-    """How a chunk's episodes run: the env, the step limit, early termination (training only)
-    and the lockstep batch size."""
+    """How a chunk's episodes run: the env id (one of the agent's plug-in's ids), the step limit, early
+    termination (training only) and the lockstep batch size."""
 
     env_id: str
     max_steps: int
@@ -186,7 +188,7 @@ class ChunkRunner:
 
     def __init__(self, agent: WorldModelAgent, settings: EpisodeSettings):
         self.agent, self.settings = agent, settings
-        self.envs = [make_env(settings.env_id) for _ in range(settings.envs_per_rank)]
+        self.envs = [agent.env.make(settings.env_id) for _ in range(settings.envs_per_rank)]
         self.busy_seconds = 0.0
 
     def run(self, chunk: list[Episode], training: bool = True) -> list[EpisodeResult]:

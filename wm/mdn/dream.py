@@ -12,6 +12,7 @@ import imageio.v3 as iio
 import numpy as np
 import torch
 
+from wm.envs import env_of
 from wm.files import atomic_path
 from wm.mdn.model import load_mdn, sample_next_z
 from wm.rollouts.storage import open_store
@@ -64,13 +65,16 @@ def driven_dream(config: dict, vae_path: Path, mdn_path: Path, shard: Path, out:
     training starts), at controller.dream_temperature unless --temperature; up to --steps steps
     (default controller.dream_max_steps) or M's done head."""
     from wm.controller.model import act, load_controller
+    from wm.episodes.agent import check_env, load_models
     from wm.mdn.dream_env import DreamEnv
 
     tau = config["controller"]["dream_temperature"] if temperature is None else temperature
     start = 0 if start is None else start
     steps = config["controller"]["dream_max_steps"] if steps is None else steps
-    vae, mdn = load_vae(vae_path), load_mdn(mdn_path)
-    c = load_controller(controller_path, vae.z_dim, mdn.hidden)
+    plugin = env_of(config)
+    vae, mdn = load_models(vae_path, mdn_path, plugin)
+    c = load_controller(controller_path, vae.z_dim, mdn.hidden, plugin.action_dim)
+    check_env(controller_path, "controller", c.env, plugin)
     episode = open_store(shard, "rollouts").episode(0)
     mu, logvar = vae.encode(to_input(torch.from_numpy(episode["frames"][start : start + 1])))
     env = DreamEnv(mdn, (mu, logvar), tau, config["controller"]["dream_done_threshold"])
@@ -79,7 +83,7 @@ def driven_dream(config: dict, vae_path: Path, mdn_path: Path, shard: Path, out:
     zs, total, ended = [z], 0.0, "max_steps"
     for t in range(steps):
         features = torch.cat([z, env.h], dim=1) if c.variant == "z_h" else z
-        z, reward, done = env.step(act(params, features))
+        z, reward, done = env.step(act(params, features, plugin.to_action))
         zs.append(z)
         total += float(reward[0])
         if bool(done[0]):

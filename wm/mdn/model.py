@@ -16,14 +16,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from wm.files import load_checkpoint
+from wm.files import checkpoint_env, load_checkpoint
 
-ACTION_DIM = 3
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
 class MDNRNN(nn.Module):
-    def __init__(self, z_dim: int = 32, action_dim: int = ACTION_DIM, hidden: int = 256, gaussians: int = 5,
+    def __init__(self, z_dim: int = 32, action_dim: int = 3, hidden: int = 256, gaussians: int = 5,
                  reward_head: bool = False, done_head: bool = False):
         super().__init__()
         self.z_dim, self.action_dim, self.hidden, self.gaussians = z_dim, action_dim, hidden, gaussians
@@ -131,10 +130,12 @@ def load_mdn(path: str | Path, device: torch.device | str = "cpu") -> MDNRNN:
     """M from a `wm train-mdn` checkpoint, in eval mode."""
     checkpoint = load_checkpoint(path, "mdn")
     # Checkpoints from before the heads existed have neither key: M without heads.
-    model = MDNRNN(checkpoint["z_dim"], hidden=checkpoint["hidden"], gaussians=checkpoint["gaussians"],
+    # Checkpoints from before environments were plug-ins have no action_dim: CarRacing's 3.
+    model = MDNRNN(checkpoint["z_dim"], checkpoint.get("action_dim", 3), checkpoint["hidden"], checkpoint["gaussians"],
                    reward_head=checkpoint.get("reward_head", False), done_head=checkpoint.get("done_head", False))
     try:
         model.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as exc:
         raise ValueError(f"{path}: MDN-RNN weights do not fit the model ({str(exc).splitlines()[0]})") from None
+    model.env = checkpoint_env(checkpoint)  # the env.name it was trained for
     return model.to(device).eval()

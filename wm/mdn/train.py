@@ -21,12 +21,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from wm.envs import env_of
 from wm.files import file_digest, save_torch, versions, write_csv, write_json
 from wm.mdn.model import MDNRNN, head_losses, load_mdn, mdn_loss, reward_mask
 from wm.metrics import duration, metrics_writer, progress
 from wm.report import plot_curves
-from wm.resume import check_length, fingerprint, load_resumable, recorded_settings, stores_digest
+from wm.resume import check_length, env_record, fingerprint, load_resumable, recorded_settings, stores_digest
 from wm.rollouts.readers import open_stores, sequence_batches, sequence_windows
+from wm.rollouts.storage import StoreError
 from wm.runtime import autocast, numerics_signature, setup_torch
 from wm.seeding import derive_seed, rng
 
@@ -163,7 +165,7 @@ def run_fingerprint(config: dict, stores, device: torch.device) -> dict:
     fine-tuned M by content (mdn.init), not by where it lies."""
     init = config["mdn"]["init"]
     start = {"mdn.init": file_digest(Path(init))} if init != "random" else {}
-    return fingerprint(config, "mdn", latents=stores_digest(stores), device=device.type,
+    return fingerprint(config, "mdn", latents=stores_digest(stores), device=device.type, **env_record(config),
                        torch_threads=torch.get_num_threads() if device.type == "cpu" else None, **start,
                        **recorded_settings({"train_dtype": config["train_dtype"]}))
 
@@ -182,8 +184,12 @@ def start_from(model: MDNRNN, path: Path) -> None:
 def train_mdn(config: dict, latents: list[Path], out: Path) -> None:
     settings = config["mdn"]
     device = setup_torch(config, derive_seed(config["seed"], "mdn"))
-    stores = open_stores(latents, "latents")
+    stores = open_stores(latents, "latents", config["env"]["name"])
     z_dim = stores[0].attrs["z_dim"]
+    if z_dim != config["vae"]["z_dim"]:
+        raise StoreError(f"{stores[0].path}: latents of a V with z_dim {z_dim}, but this run's vae.z_dim is "
+                         f"{config['vae']['z_dim']}")
+    action_dim = env_of(config).action_dim
     windows = sequence_windows(stores, settings["seq_len"])
     stream = rng(config["seed"], "mdn")
     stream.shuffle(windows)
@@ -191,7 +197,7 @@ def train_mdn(config: dict, latents: list[Path], out: Path) -> None:
     held = max(1, len(windows) // 20) if len(windows) > 1 else 0
     validation, training = windows[:held], windows[held:]
     weights = head_weights(settings)
-    model = MDNRNN(z_dim, hidden=settings["hidden"], gaussians=settings["gaussians"],
+    model = MDNRNN(z_dim, action_dim, settings["hidden"], settings["gaussians"],
                    reward_head=weights[0] > 0, done_head=weights[1] > 0).to(device)
     if settings["init"] != "random":
         start_from(model, Path(settings["init"]))
@@ -272,6 +278,8 @@ def train_mdn(config: dict, latents: list[Path], out: Path) -> None:
         "kind": "mdn", "z_dim": z_dim, "hidden": settings["hidden"], "gaussians": settings["gaussians"],
         # Only when M has heads, so that a run without them writes the same file as before they existed.
         **({"reward_head": weights[0] > 0, "done_head": weights[1] > 0} if any(weights) else {}),
+        # Off CarRacing (whose M reads 3 actions, as every M before plug-ins did): the environment.
+        **({**env_record(config), "action_dim": action_dim} if env_record(config) else {}),
         "state_dict": model.cpu().state_dict(), "config": settings, "versions": versions(),
     })
     print(f"train-mdn: wrote {out / 'model.pt'} (checkpoint.pt stays: raising mdn.epochs extends this run)")

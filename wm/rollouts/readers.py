@@ -12,13 +12,23 @@ from typing import Iterator
 
 import numpy as np
 
-from wm.rollouts.storage import EpisodeStore, StoreError, open_store
+from wm.rollouts.storage import EpisodeStore, StoreError, check_env, open_store
 
 
-def open_stores(paths: list[str | Path], kind: str) -> list[EpisodeStore]:
+def open_stores(paths: list[str | Path], kind: str, env: str | None = None) -> list[EpisodeStore]:
+    """Open and validate every store; with `env` (the run's env.name), refuse one of another
+    environment, naming it, before any work."""
     if not paths:
         raise StoreError(f"no {kind} stores given")
-    return [open_store(p, kind) for p in paths]
+    stores = [open_store(p, kind) for p in paths]
+    if env is not None:
+        check_env(stores, env)
+    if kind == "latents":
+        for store in stores[1:]:
+            if store.attrs["z_dim"] != stores[0].attrs["z_dim"]:
+                raise StoreError(f"{store.path}: latents of z_dim {store.attrs['z_dim']}, but {stores[0].path} "
+                                 f"has z_dim {stores[0].attrs['z_dim']} (encoded by another V)")
+    return stores
 
 
 def episode_index(stores: list[EpisodeStore]) -> list[tuple[int, int]]:
@@ -98,18 +108,18 @@ def sequence_windows(stores: list[EpisodeStore], seq_len: int) -> list[tuple[int
 
 def sequence_batches(stores: list[EpisodeStore], windows: list[tuple[int, int, int]], seq_len: int,
                      batch_size: int, rng: np.random.Generator | None) -> Iterator[dict[str, np.ndarray]]:
-    """Batches of windows: mu, logvar (B, seq_len + 1, z), actions (B, seq_len, 3), mask (B, seq_len).
+    """Batches of windows: mu, logvar (B, seq_len + 1, z), actions (B, seq_len, A), mask (B, seq_len).
     Shuffled when rng is given; episodes are read once per batch they appear in."""
     order = list(range(len(windows)))
     if rng is not None:
         rng.shuffle(order)
-    z_dim = stores[0].attrs["z_dim"]
+    z_dim, action_dim = stores[0].attrs["z_dim"], stores[0].arrays["actions"].shape[2]
     for b in range(0, len(order), batch_size):
         picked = [windows[i] for i in order[b : b + batch_size]]
         batch = {
             "mu": np.zeros((len(picked), seq_len + 1, z_dim), np.float32),
             "logvar": np.zeros((len(picked), seq_len + 1, z_dim), np.float32),
-            "actions": np.zeros((len(picked), seq_len, 3), np.float32),
+            "actions": np.zeros((len(picked), seq_len, action_dim), np.float32),
             "mask": np.zeros((len(picked), seq_len), np.float32),
         }
         cache: dict[tuple[int, int], dict] = {}

@@ -27,14 +27,14 @@ warnings.filterwarnings("ignore", message=".*snakemake_timestamp.*")
 LAYOUTS = {
     "rollouts": {
         "frames": ((64, 64, 3), "uint8"),
-        "actions": ((3,), "float32"),
+        "actions": (None, "float32"),  # (action_dim,): the environment's
         "rewards": ((), "float32"),
         "terminated": ((), "bool"),
     },
     "latents": {
         "mu": (None, "float32"),  # (z_dim,)
         "logvar": (None, "float32"),
-        "actions": ((3,), "float32"),
+        "actions": (None, "float32"),
         "rewards": ((), "float32"),
         "terminated": ((), "bool"),
     },
@@ -145,6 +145,11 @@ class EpisodeStore:
         return len(self.lengths)
 
     @property
+    def env(self) -> str:
+        """The env.name whose episodes these are."""
+        return store_env(self.attrs)
+
+    @property
     def frames(self) -> int:
         return int(self.lengths.sum())
 
@@ -171,6 +176,25 @@ def _consensus(values: dict[str, int]) -> int:
     return Counter(values.values()).most_common(1)[0][0]
 
 
+def store_env(attrs: dict) -> str:
+    """A store's env.name: recorded since environments are plug-ins; a rollouts store made before names
+    its env id only, and a latents store made before is CarRacing's (the only environment there was)."""
+    from wm.envs import env_of_id
+    from wm.resume import EARLIER_ENV
+
+    if "env" in attrs:
+        return attrs["env"]
+    return env_of_id(attrs["env_id"]).name if "env_id" in attrs else EARLIER_ENV
+
+
+def check_env(stores: list[EpisodeStore], env_name: str, knob: str = "env.name") -> None:
+    """One line naming the first store whose environment is not the run's, before any work."""
+    for store in stores:
+        if store.env != env_name:
+            raise StoreError(f"{store.path}: a store of env.name {store.env!r}, but this run's {knob} is "
+                             f"{env_name!r}: its frames and actions are another environment's")
+
+
 def open_store(path: str | Path, kind: str) -> EpisodeStore:
     """Open a store written by write_store, checking its kind, completeness, attributes and every
     array's metadata (dtype, shape, chunks) and lengths; the data itself is checked as it is read."""
@@ -193,6 +217,12 @@ def open_store(path: str | Path, kind: str) -> EpisodeStore:
         raise StoreError(f"{path}: format version {attrs['format_version']!r}; this wm reads version {FORMAT_VERSION}")
 
     step_shapes = {name: step_shape for name, (step_shape, _) in LAYOUTS[kind].items()}
+    from wm.envs import get_env
+
+    try:
+        step_shapes["actions"] = (get_env(store_env(attrs)).action_dim,)
+    except ValueError as exc:
+        raise store_problem(path, f"metadata names no environment of wm ({exc})") from None
     if kind == "latents":
         z_dim = attrs["z_dim"]
         if not isinstance(z_dim, int) or isinstance(z_dim, bool) or z_dim < 1:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from wm.files import file_digest
-from wm.rollouts.storage import open_store, write_store
+from wm.rollouts.storage import StoreError, open_store, write_store
 from wm.runtime import setup_torch
 from wm.vae.model import load_vae, to_input
 
@@ -19,12 +19,15 @@ def encode_shard(config: dict, vae_path: Path, shard: Path, out: Path, batch: in
     device = setup_torch(config, 0)
     model = load_vae(vae_path, device)
     source = open_store(shard, "rollouts")
-    episodes, steps = source.group["actions"].shape[:2]
+    if source.env != model.env:
+        raise StoreError(f"{shard}: a store of env.name {source.env!r}, but {vae_path} is a V trained for "
+                         f"{model.env!r}")
+    episodes, steps, action_dim = source.group["actions"].shape
     z_dim = model.z_dim
     arrays = {
         "mu": np.zeros((episodes, steps, z_dim), np.float32),
         "logvar": np.zeros((episodes, steps, z_dim), np.float32),
-        "actions": np.zeros((episodes, steps, 3), np.float32),
+        "actions": np.zeros((episodes, steps, action_dim), np.float32),
         "rewards": np.zeros((episodes, steps), np.float32),
         "terminated": np.zeros((episodes, steps), bool),
     }
@@ -39,6 +42,6 @@ def encode_shard(config: dict, vae_path: Path, shard: Path, out: Path, batch: in
             arrays[name][e, :length] = episode[name]
     write_store(out, "latents", arrays, source.lengths, {
         "source": str(shard), "vae": {"path": str(vae_path), "sha256": file_digest(vae_path)}, "z_dim": z_dim,
-        "seeds": source.attrs["seeds"],
+        "seeds": source.attrs["seeds"], **({"env": source.env} if "env" in source.attrs else {}),
     })
     print(f"encode: wrote {out} ({source.frames} frames)")

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from wm.files import load_checkpoint
+from wm.files import checkpoint_env, load_checkpoint
 
 Z_DIM = 32
 
@@ -77,4 +77,5 @@ def load_vae(path: str | Path, device: torch.device | str = "cpu") -> ConvVAE:
         model.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as exc:
         raise ValueError(f"{path}: VAE weights do not fit the model ({str(exc).splitlines()[0]})") from None
+    model.env = checkpoint_env(checkpoint)  # the env.name it was trained for
     return model.to(device).eval()

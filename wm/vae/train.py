@@ -16,7 +16,7 @@ import torch
 from wm.files import save_torch, versions, write_csv, write_json
 from wm.metrics import metrics_writer, progress
 from wm.report import plot_reconstructions
-from wm.resume import check_length, fingerprint, load_resumable, recorded_settings, stores_digest
+from wm.resume import check_length, env_record, fingerprint, load_resumable, recorded_settings, stores_digest
 from wm.rollouts.readers import frame_batches, open_stores, sample_frames
 from wm.runtime import autocast, numerics_signature, setup_torch
 from wm.seeding import derive_seed, rng
@@ -63,7 +63,7 @@ def collapse_guard(model, frames, device, max_ratio: float) -> dict:
 def run_fingerprint(config: dict, stores, device: torch.device) -> dict:
     """What a checkpoint must match to be resumed (wm/resume.py): V's settings, the seed, the data's
     content, the device, and on the CPU the thread count (it changes the rounding)."""
-    return fingerprint(config, "vae", data=stores_digest(stores), device=device.type,
+    return fingerprint(config, "vae", data=stores_digest(stores), device=device.type, **env_record(config),
                        torch_threads=torch.get_num_threads() if device.type == "cpu" else None,
                        **recorded_settings({"train_dtype": config["train_dtype"]}))
 
@@ -71,7 +71,7 @@ def run_fingerprint(config: dict, stores, device: torch.device) -> dict:
 def train_vae(config: dict, data: list[Path], out: Path) -> None:
     settings = config["vae"]
     device = setup_torch(config, derive_seed(config["seed"], "vae"))
-    stores = open_stores(data, "rollouts")
+    stores = open_stores(data, "rollouts", config["env"]["name"])
     total_frames = sum(s.frames for s in stores)
     batches_per_epoch = math.ceil(total_frames / settings["batch_size"])
     model = ConvVAE(settings["z_dim"]).to(device)
@@ -167,7 +167,7 @@ def train_vae(config: dict, data: list[Path], out: Path) -> None:
             "Train longer (vae.epochs), collect more varied data, or check the loss.")
     save_torch(out / "model.pt", {
         "kind": "vae", "z_dim": settings["z_dim"], "state_dict": model.cpu().state_dict(),
-        "config": settings, "collapse_guard": guard, "versions": versions(),
+        "config": settings, "collapse_guard": guard, **env_record(config), "versions": versions(),
     })
     print(f"train-vae: wrote {out / 'model.pt'} (checkpoint.pt stays: raising vae.epochs extends this run)")
 

@@ -11,8 +11,8 @@ rule collect:
         f"{RUN}/logs/{{round}}collect/{{shard}}.log",
     params:
         wm_config=round_args,
-        # Not env.id: wm/CarRacing-v3 is pixel-identical to CarRacing-v3, so switching does not change the data.
-        settings=lambda wildcards: settled("collect", wildcards) | {"seed": config["seed"]}
+        # Not env.id: an environment's ids give the same frames (CarRacing's fast twin is pixel-identical).
+        settings=lambda wildcards: settled("collect", wildcards) | {"seed": config["seed"]} | ENV_RECORD
         | (ENCODER_DTYPE if collecting_agent(wildcards) else {}),
         shard=lambda wildcards: int(wildcards.shard),
         agent=lambda wildcards, input: "".join(f" --{name} {input[name]}" for name in ("vae", "mdn", "controller")

@@ -8,16 +8,26 @@ from snakemake.utils import min_version, update_config, validate
 
 min_version("9.0")
 
+try:
+    from wm.config import with_env_defaults
+    from wm.resume import env_record, recorded_settings
+except ImportError:  # wm not importable where the workflow is parsed: params then hold every key
+    def recorded_settings(settings: dict, stage: str | None = None) -> dict:
+        return dict(settings)
+
+    def env_record(config: dict) -> dict:
+        return {"env": config["env"]["name"]}
+
+    def with_env_defaults(config: dict) -> dict:
+        return config
+
+# The environment plug-in's defaults under the config files, as every wm command merges them (wm/config.py).
+update_config(config, with_env_defaults(copy.deepcopy(config)))
 validate(config, schema="../schemas/config.schema.yaml")
 
 RUN = config["run_dir"]
 SHARDS = [f"{i:04d}" for i in range(config["collect"]["shards"])]  # the first round's
 VARIANTS = config["controller"]["variants"]
-try:
-    from wm.resume import recorded_settings
-except ImportError:  # wm not importable where the workflow is parsed: params then hold every key
-    def recorded_settings(settings: dict, stage: str | None = None) -> dict:
-        return dict(settings)
 
 # Rule params leave out the keys added later that are at their default (wm/resume.py's LATER_KEYS and
 # LATER_TOP_KEYS): such a key changes nothing, so a run made before it existed is not rerun for it
@@ -26,6 +36,8 @@ except ImportError:  # wm not importable where the workflow is parsed: params th
 ENCODER_DTYPE = recorded_settings({"encoder_dtype": config["encoder_dtype"]})
 # The precision V and M train in, for their rules.
 TRAIN_DTYPE = recorded_settings({"train_dtype": config["train_dtype"]})
+# The environment (env.name) every rule's output belongs to; left out for CarRacing, as before plug-ins.
+ENV_RECORD = env_record(config)
 
 
 def wm_config_args(overlay: dict | None = None):

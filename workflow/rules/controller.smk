@@ -25,7 +25,7 @@ rule train_controller:
     params:
         wm_config=round_args,
         # What the command reads: a change reruns the rule, and wm refuses or extends the checkpoint.
-        settings=lambda wildcards: settled("controller", wildcards)
+        settings=lambda wildcards: settled("controller", wildcards) | ENV_RECORD
         | {k: config[k] for k in ("seed", "env", "torch_threads")} | ({"device": config["device"]} if DREAM else {})
         | ENCODER_DTYPE,
         out=lambda wildcards, output: os.path.dirname(output.controller),

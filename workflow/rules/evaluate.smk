@@ -1,5 +1,5 @@
 rule evaluate:
-    """The agent on held-out tracks of gymnasium's CarRacing-v3."""
+    """The agent on held-out episodes of its environment's evaluation id (CarRacing: gymnasium's CarRacing-v3)."""
     input:
         vae=f"{RUN}/vae/model.pt",
         mdn=f"{RUN}/{{round}}mdn/model.pt",
@@ -15,7 +15,7 @@ rule evaluate:
         f"{RUN}/logs/{{round}}evaluate/{{variant}}.log",
     params:
         wm_config=WM_CONFIG,
-        settings=config["evaluate"] | {k: config[k] for k in ("seed", "torch_threads")} | ENCODER_DTYPE,
+        settings=settled("evaluate") | {k: config[k] for k in ("seed", "torch_threads")} | ENCODER_DTYPE | ENV_RECORD,
         out=lambda wildcards, output: os.path.dirname(output.returns),
     threads: config["evaluate"]["ranks"]
     resources:  # local runs (make run); the cluster's sizes for this rule: profiles/slurm/config.yaml

@@ -15,6 +15,7 @@ rule train_mdn:
     params:
         wm_config=round_args,
         settings=lambda wildcards: settled("mdn", wildcards) | {k: config[k] for k in ("seed", "device", "torch_threads")}
+        | ENV_RECORD
         | TRAIN_DTYPE,
         out=lambda wildcards, output: os.path.dirname(output.model),
     threads: 8  # capped at the available cores when run locally

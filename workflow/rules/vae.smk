@@ -19,7 +19,7 @@ rule train_vae:
         f"{RUN}/logs/train_vae.log",
     params:
         wm_config=WM_CONFIG,
-        settings=config["vae"] | {k: config[k] for k in ("seed", "device", "torch_threads")} | TRAIN_DTYPE,
+        settings=config["vae"] | {k: config[k] for k in ("seed", "device", "torch_threads")} | TRAIN_DTYPE | ENV_RECORD,
         out=lambda wildcards, output: os.path.dirname(output.model),
     threads: 8  # capped at the available cores when run locally
     resources:  # local runs (make run); the cluster's sizes for this rule: profiles/slurm/config.yaml

@@ -9,6 +9,7 @@ them to the JSON file named by the environment variable OUT (default /tmp/dream_
 import glob, json, os, sys
 import numpy as np, torch
 from wm.controller.model import load_controller
+from wm.envs import get_env
 from wm.episodes.dream import run_dream_batch
 from wm.episodes.runner import Episode
 from wm.mdn.dream_env import DreamEnv, first_frames
@@ -26,8 +27,8 @@ for tau in (1.0, 1.15, 1.25):
         if path == "zeros":
             params, variant = np.zeros(867), "z_h"
         else:
-            c = load_controller(path); params, variant = c.params, c.variant
-        res = run_dream_batch(env, variant, [Episode(params, t, s) for t, s in zip(tracks, noises)], 1000)
+            c = load_controller(path, 32, 256, 3); params, variant = c.params, c.variant
+        res = run_dream_batch(env, get_env("car_racing"), variant, [Episode(params, t, s) for t, s in zip(tracks, noises)], 1000)
         r = np.array([x.total_return for x in res])
         ended = sum(x.ended_by == "terminated" for x in res)
         out[f"{path} tau={tau}"] = {"mean": float(r.mean()), "std": float(r.std()), "terminated": int(ended),

@@ -3,7 +3,7 @@
 Physics, rewards, termination and track generation are gymnasium's own code (this class only
 subclasses it); only the drawing of the 96x96 observation changes:
 
-- With numba (the fast path), `wm.envs._raster` ports the pygame-ce C routines that gymnasium
+- With numba (the fast path), `wm.envs.car_racing._raster` ports the pygame-ce C routines that gymnasium
   calls, integer for integer: SDL_gfx's anti-aliased and filled polygons, draw.c's filled
   polygon, and both passes of smoothscale. `prepare_frame` turns the frame into a list of
   integer polygons once; `render_observation` draws it band by band, already flipped, shrinks
@@ -20,7 +20,7 @@ The agent's view (opt-in, `env.unwrapped.agent_view = True`, what wm.episodes.ru
 every `state_pixels` frame also leaves `agent_frame`, the 64x64 frame V sees, byte for byte
 `preprocess(frame)`; on the numba path only the canvas rows above the indicator bar are drawn
 (the crop's 84 observation rows read no other), observation rows 84-95 stay zero, and the crop is
-resized by a numba port of PIL's resampler (`wm.envs._resample`).
+resized by a numba port of PIL's resampler (`wm.envs.car_racing._resample`).
 """
 
 from __future__ import annotations
@@ -45,10 +45,10 @@ from gymnasium.envs.box2d.car_racing import (
 )
 from pygame import gfxdraw
 
-from wm.envs.preprocess import CROP_ROWS, FRAME_SIZE, preprocess
+from wm.envs.car_racing.preprocess import CROP_ROWS, FRAME_SIZE, preprocess
 
 try:  # numba is optional: without it the pygame path below is used (correct, slower)
-    from wm.envs import _raster, _resample
+    from wm.envs.car_racing import _raster, _resample
 except ImportError:  # pragma: no cover - exercised only where numba is missing
     _raster = _resample = None
 

@@ -1,4 +1,4 @@
-"""The one frame preprocessing that collection, training and evaluation all call.
+"""CarRacing's one frame preprocessing, which collection, training and evaluation all call (the plug-in's `preprocess`).
 
 As in the original World Models code (hardmaru `carracing/extract.py`): drop the
 bottom 12 rows of CarRacing's 96x96 frame (the indicator bar), then resize the
@@ -22,11 +22,3 @@ def preprocess(frame: np.ndarray) -> np.ndarray:
         raise ValueError(f"expected a 96x96x3 uint8 CarRacing frame, got {frame.shape} {frame.dtype}")
     crop = Image.fromarray(frame[:CROP_ROWS])
     return np.array(crop.resize((FRAME_SIZE, FRAME_SIZE), Image.Resampling.BILINEAR))  # a writable copy
-
-
-def preprocess_batch(frames: np.ndarray) -> np.ndarray:
-    """(N, 96, 96, 3) uint8 -> (N, 64, 64, 3) uint8, frame by frame through `preprocess`."""
-    out = np.empty((len(frames), FRAME_SIZE, FRAME_SIZE, 3), dtype=np.uint8)
-    for i, frame in enumerate(frames):
-        out[i] = preprocess(frame)
-    return out

@@ -1,5 +1,5 @@
 """A numba port of Pillow's BILINEAR `Image.resize` for 8-bit RGB, byte for byte: `preprocess`
-(wm/envs/preprocess.py) without PIL's per-frame Python.
+(wm/envs/car_racing/preprocess.py) without PIL's per-frame Python.
 
 Pillow (libImaging/Resample.c) resizes in two separable passes, horizontal first (into a
 temporary 8-bit image of the rows the vertical pass reads), then vertical. Each output pixel is
