@@ -48,7 +48,8 @@ LATER_KEYS = {
     "vae": {},
     "mdn": {"reward_weight": 0.0, "done_weight": 0.0, "init": "random"},
     "controller": {"environment": "real", "dream_temperature": 1.15, "dream_max_steps": 1000,
-                   "dream_batch": 1024, "dream_done_threshold": 0.5},
+                   "dream_batch": 1024, "dream_done_threshold": 0.5,
+                   "bias": True},  # bias: environment plug-ins (Doom's C has none)
     "evaluate": {"final_episodes": 200},  # issue 30: the final set's size (wm evaluate --tracks final)
 }
 # Top-level keys (outside the stages' sections) added later, likewise: recorded only off these values.

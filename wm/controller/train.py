@@ -54,7 +54,8 @@ def init_path(config: dict, variant: str) -> Path | None:
 
 def controller_size(config: dict, variant: str) -> int:
     """C's parameter count for this run's V (vae.z_dim), M (mdn.hidden) and environment's actions."""
-    return parameter_count(variant, config["vae"]["z_dim"], config["mdn"]["hidden"], env_of(config).action_dim)
+    return parameter_count(variant, config["vae"]["z_dim"], config["mdn"]["hidden"], env_of(config).action_dim,
+                           config["controller"]["bias"])
 
 
 def run_fingerprint(config: dict, variant: str, vae_path: Path, mdn_path: Path,
@@ -132,7 +133,7 @@ def build_runner(config: dict, variant: str, vae_path: Path, mdn_path: Path, lat
     from wm.mdn.dream_env import DreamEnv, first_frames
 
     env = DreamEnv(agent.mdn, first_frames(latents), settings["dream_temperature"],
-                   settings["dream_done_threshold"], dream_device(config))
+                   settings["dream_done_threshold"], dream_device(config), step_reward=plugin.step_reward)
     return DreamRunner(env, variant, EpisodeSettings("dream", settings["dream_max_steps"], 0,
                                                      settings["dream_batch"]), real)
 

@@ -10,6 +10,7 @@ from wm.envs.plugin import EnvPlugin
 # env.name -> the subpackage whose PLUGIN it is. A third environment adds one line here.
 ENVIRONMENTS = {
     "car_racing": "wm.envs.car_racing",
+    "doom": "wm.envs.doom",
 }
 
 

@@ -37,6 +37,13 @@ class EnvPlugin:
     # progress(env) -> a count that grows as the agent gets on (CarRacing: track tiles visited), for
     # controller.no_progress_steps and the episode records; None where the environment has none.
     progress: Callable | None = None
+    # The reward of every step when it is a constant (Doom: +1 for surviving it): a dream then pays it
+    # and needs no reward head in M. None: M's reward head predicts each step's reward.
+    step_reward: float | None = None
+    # Random-policy episodes this many frames long or shorter are dropped at collection and redrawn
+    # with the next seed (the original Doom data keeps only episodes over 100 frames); each shard
+    # records what it dropped. 0: every episode is kept.
+    drop_episodes_up_to: int = 0
     # Per-environment defaults (V, M and C sizes, the episode caps, the data policy), merged under the
     # user's config before the schema fills its own defaults: the schema's are CarRacing's.
     defaults: dict = field(default_factory=dict)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wm.controller.model import Controller, act, controller_inputs, load_controller, uses_memory
+from wm.controller.model import Controller, act, controller_inputs, features, load_controller, uses_memory
 from wm.envs import EnvPlugin
 from wm.mdn.model import MDNRNN, load_mdn
 from wm.vae.model import ConvVAE, load_vae, to_input
@@ -49,9 +49,10 @@ class WorldModelAgent:
         return mu + torch.exp(0.5 * logvar) * torch.from_numpy(noise)
 
     @torch.inference_mode()
-    def act(self, params: torch.Tensor, z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        features = torch.cat([z, h], dim=1) if self.uses_memory else z
-        return act(params, features, self.env.to_action)
+    def act(self, params: torch.Tensor, z: torch.Tensor, h: torch.Tensor, state=None) -> torch.Tensor:
+        """C's actions from z, M's output h and its LSTM state (h, c), which only z_c_h reads."""
+        c = state[1][0] if state is not None else torch.zeros_like(h)
+        return act(params, features(self.variant, z, h, c), self.env.to_action)
 
     @torch.inference_mode()
     def remember(self, z: torch.Tensor, actions: torch.Tensor, state):

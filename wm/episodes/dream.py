@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from wm.controller.model import act
+from wm.controller.model import act, features
 from wm.envs import EnvPlugin
 from wm.episodes.runner import ChunkRunner, Episode, EpisodeResult, EpisodeSettings, checked_results
 from wm.mdn.dream_env import DreamEnv
@@ -40,8 +40,8 @@ def run_dream_batch(env: DreamEnv, plugin: EnvPlugin, variant: str, episodes: li
     ended_by = [""] * n
     active = np.arange(n)
     for t in range(max_steps):
-        features = torch.cat([z, env.h], dim=1) if variant == "z_h" else z
-        actions = act(params[torch.from_numpy(active).to(env.device)], features, plugin.to_action)
+        actions = act(params[torch.from_numpy(active).to(env.device)], features(variant, z, env.h, env.c),
+                      plugin.to_action)
         z, reward, done = env.step(actions)
         action_array = actions.cpu().numpy().astype(np.float64)
         action_sum[active] += action_array

@@ -101,7 +101,7 @@ def _run_batch(envs, agent, episodes, max_steps, no_progress_steps, record, timi
         t1 = clock()
         noise = np.stack([noise_rngs[i].standard_normal(z_dim, dtype=np.float32) for i in active])
         z = agent.encode(frames, noise)
-        actions = agent.act(params[active], z, h)
+        actions = agent.act(params[active], z, h, state)
         if agent.uses_memory:
             h, state = agent.remember(z, actions, state)
         action_array = actions.numpy().astype(np.float64)
@@ -188,8 +188,15 @@ class ChunkRunner:
 
     def __init__(self, agent: WorldModelAgent, settings: EpisodeSettings):
         self.agent, self.settings = agent, settings
-        self.envs = [agent.env.make(settings.env_id) for _ in range(settings.envs_per_rank)]
+        self._envs: list | None = None
         self.busy_seconds = 0.0
+
+    @property
+    def envs(self) -> list:
+        """The pool, made at the first chunk (a dream run's real runner may never need one)."""
+        if self._envs is None:
+            self._envs = [self.agent.env.make(self.settings.env_id) for _ in range(self.settings.envs_per_rank)]
+        return self._envs
 
     def run(self, chunk: list[Episode], training: bool = True) -> list[EpisodeResult]:
         start = time.perf_counter()

@@ -64,7 +64,7 @@ def driven_dream(config: dict, vae_path: Path, mdn_path: Path, shard: Path, out:
     """C driving in M's dream from a recorded frame (default: the episode's first, where dream
     training starts), at controller.dream_temperature unless --temperature; up to --steps steps
     (default controller.dream_max_steps) or M's done head."""
-    from wm.controller.model import act, load_controller
+    from wm.controller.model import act, features, load_controller
     from wm.episodes.agent import check_env, load_models
     from wm.mdn.dream_env import DreamEnv
 
@@ -77,13 +77,13 @@ def driven_dream(config: dict, vae_path: Path, mdn_path: Path, shard: Path, out:
     check_env(controller_path, "controller", c.env, plugin)
     episode = open_store(shard, "rollouts").episode(0)
     mu, logvar = vae.encode(to_input(torch.from_numpy(episode["frames"][start : start + 1])))
-    env = DreamEnv(mdn, (mu, logvar), tau, config["controller"]["dream_done_threshold"])
+    env = DreamEnv(mdn, (mu, logvar), tau, config["controller"]["dream_done_threshold"],
+                   step_reward=plugin.step_reward)
     z = env.reset([derive_seed(config["seed"], "dream", 1)])
     params = torch.from_numpy(np.asarray(c.params, np.float32))[None]
     zs, total, ended = [z], 0.0, "max_steps"
     for t in range(steps):
-        features = torch.cat([z, env.h], dim=1) if c.variant == "z_h" else z
-        z, reward, done = env.step(act(params, features, plugin.to_action))
+        z, reward, done = env.step(act(params, features(c.variant, z, env.h, env.c), plugin.to_action))
         zs.append(z)
         total += float(reward[0])
         if bool(done[0]):

@@ -46,10 +46,14 @@ class DreamEnv:
     caller drops them with keep()); a step past an episode's end is the caller's to ignore."""
 
     def __init__(self, mdn: MDNRNN, starts: tuple[torch.Tensor, torch.Tensor], temperature: float,
-                 done_threshold: float = 0.5, device: torch.device | str = "cpu"):
-        if mdn.reward_head is None:
+                 done_threshold: float = 0.5, device: torch.device | str = "cpu", step_reward: float | None = None):
+        """`step_reward`: the environment plug-in's reward when it is the same every step (Doom's +1 for
+        surviving it), which the dream then pays instead of M's reward head, as the original's Doom dream
+        counts the steps survived; None: M's reward head predicts each step's reward."""
+        if mdn.reward_head is None and step_reward is None:
             raise ValueError("M has no reward head, so it cannot be an environment: train it with "
                              "mdn.reward_weight > 0 (and mdn.done_weight > 0 for episodes that end)")
+        self.step_reward = step_reward
         self.mdn, self.temperature, self.threshold = mdn.eval().to(device), temperature, done_threshold
         self.device = torch.device(device)
         self.start_mu, self.start_logvar = (t.float().to(self.device) for t in starts)
@@ -87,11 +91,18 @@ class DreamEnv:
         log_weights, means, log_stds = self.mdn.mixture(out)
         self.z = sample_next_z(log_weights, means, log_stds, self.temperature, draws=self._draws())
         reward, done_logit = self.mdn.outcomes(out)
+        if self.step_reward is not None:
+            reward = torch.full((len(out),), self.step_reward, device=self.device)
         done = (torch.sigmoid(done_logit) > self.threshold if done_logit is not None
                 else torch.zeros(len(out), dtype=torch.bool, device=self.device))
         self.h = out
         self.t += 1
         return self.z, reward, done
+
+    @property
+    def c(self) -> torch.Tensor:
+        """The LSTM's cell state (B, hidden), which a z_c_h controller reads beside h."""
+        return self.state[1][0] if self.state is not None else torch.zeros_like(self.h)
 
     def keep(self, rows: torch.Tensor) -> None:
         """Keep only these rows of the batch (indices into the current batch)."""

@@ -61,14 +61,23 @@ def load_collecting_agent(config: dict, models: dict[str, Path] | None):
     return agent, {name: file_digest(path) for name, path in models.items()}
 
 
-def episode_streams(config: dict, purpose: str, shard: int, episode: int) -> tuple[int, np.random.Generator]:
+def episode_streams(config: dict, purpose: str, shard: int, episode: int,
+                    redraw: int = 0) -> tuple[int, np.random.Generator]:
     """Episode `episode` of shard `shard`: its track seed and its policy's random stream. Round 1 (and every
     run made before collect.round) keys them by (shard, episode); round R >= 2 by (shard, episode, R), four
-    entropy words against round 1's two and three, so that no round's tracks or noise repeat another's."""
+    entropy words against round 1's two and three, so that no round's tracks or noise repeat another's.
+    Redraw k >= 1 of a dropped episode (EnvPlugin.drop_episodes_up_to) adds (2 or 3, k), which no round uses."""
     seed, round_ = config["seed"], config["collect"]["round"]
+    if redraw:
+        return (derive_seed(seed, purpose, shard, episode, 2, round_, redraw),
+                rng(seed, purpose, shard, episode, 3, round_, redraw))
     if round_ == 1:
         return derive_seed(seed, purpose, shard, episode), rng(seed, purpose, shard, episode, 1)
     return derive_seed(seed, purpose, shard, episode, 0, round_), rng(seed, purpose, shard, episode, 1, round_)
+
+
+# Redraws of one episode before collection gives up: a data policy that keeps dying this early is a bug.
+MAX_REDRAWS = 100
 
 
 def collect_shard(config: dict, shard: int, out: Path, models: dict[str, Path] | None = None) -> None:
@@ -87,12 +96,21 @@ def collect_shard(config: dict, shard: int, out: Path, models: dict[str, Path] |
         "terminated": np.zeros((episodes, max_steps), bool),
     }
     lengths = np.zeros(episodes, np.int32)
-    seeds, tiles = [], []
+    seeds, tiles, dropped = [], [], []
+    # The original data keeps only random episodes longer than this (Doom: 100 frames); an agent's all.
+    shortest_dropped = 0 if agent else plugin.drop_episodes_up_to
     with progress(total=episodes * max_steps, desc=f"collect shard {shard}", unit="frame") as bar:
         for e in range(episodes):
-            track_seed, noise = episode_streams(config, purpose, shard, e)
-            policy = make_policy(plugin, settings, noise, agent)
-            episode, visited = run_episode(plugin, env, track_seed, policy, max_steps)
+            for redraw in range(MAX_REDRAWS + 1):
+                track_seed, noise = episode_streams(config, purpose, shard, e, redraw)
+                policy = make_policy(plugin, settings, noise, agent)
+                episode, visited = run_episode(plugin, env, track_seed, policy, max_steps)
+                if len(episode["actions"]) > shortest_dropped:
+                    break
+                dropped.append({"episode": e, "seed": track_seed, "frames": len(episode["actions"])})
+            else:
+                raise RuntimeError(f"collect shard {shard}: episode {e} ended within {shortest_dropped} frames "
+                                   f"{MAX_REDRAWS + 1} times in a row (env.name {plugin.name!r} drops such episodes)")
             lengths[e] = len(episode["actions"])
             for name, values in episode.items():
                 layout[name][e, : lengths[e]] = values
@@ -106,6 +124,8 @@ def collect_shard(config: dict, shard: int, out: Path, models: dict[str, Path] |
         "run_seed": config["seed"],
         "seeds": seeds,
         "tiles_visited": tiles,
+        # episodes dropped for ending within the plug-in's drop_episodes_up_to frames, each redrawn
+        **({"dropped": dropped, "drop_episodes_up_to": shortest_dropped} if shortest_dropped else {}),
         "max_steps": max_steps,
         "policy": policy_parameters(plugin, config, agent_files),
         **recorded_settings({"round": settings["round"]}, "collect"),
@@ -134,7 +154,7 @@ class AgentPolicy:
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         noise = self.rng.standard_normal((1, self.agent.vae.z_dim), dtype=np.float32)
         z = self.agent.encode(frame[None], noise)
-        action = self.agent.act(self.params, z, self.h)
+        action = self.agent.act(self.params, z, self.h, self.state)
         if self.agent.uses_memory:
             self.h, self.state = self.agent.remember(z, action, self.state)
         return action[0].numpy().astype(np.float64)
