@@ -1,9 +1,11 @@
-"""The tiny workflow on a real one-node Slurm (tests/slurm_cluster.py), three times at once:
+"""The tiny workflow on a real one-node Slurm (tests/slurm_cluster.py), four times at once:
 
 1. `snakemake --profile profiles/slurm`, the profile unchanged (the test only names the partition and
    no account, through the environment variables the profile reads);
 2. the plain sbatch chain, workflow/sbatch/submit.sh (one job per rule);
-3. the same chain with a V that must fail, to see the rest cancelled.
+3. the same chain with a V that must fail, to see the rest cancelled;
+4. the tiny Doom workflow (tests/configs/tiny-doom.yaml: real vizdoom, C trained in M's dream, scored in
+   the real game) through the same profile: the same rules, array jobs and MPI job for another environment.
 
 Every claim is checked against Slurm's own records (`scontrol show job`, kept MinJobAge seconds; there
 is no accounting), the jobs' output files, and the outputs themselves (`wm data check`, JSON, CSV).
@@ -223,23 +225,34 @@ def runs(slurm, tmp_path_factory):  # noqa: F811
     failing, _ = submit_chain(slurm, failing_dir, "bad.yaml")
 
     workdir = copy_project(tmp_path_factory.mktemp("snakemake-slurm"))
-    cmd = [str(BIN / "snakemake"), "--profile", "profiles/slurm",
-           "--configfile", "tests/configs/tiny.yaml", "slurm-test.yaml",
-           # test speed only: status checks from 1 s after each submission or finish on (not 40 s; the plugin adds
-           # 10 s to the wait after each check that finds nothing finished); keep Slurm's logs to read them
-           "--slurm-init-seconds-before-status-checks", "1", "--slurm-keep-successful-logs"]
+    doom_dir = copy_project(tmp_path_factory.mktemp("snakemake-slurm-doom"))
+
+    def profile_run(cwd: Path, *configs: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [str(BIN / "snakemake"), "--profile", "profiles/slurm", "--configfile", "tests/configs/tiny.yaml", *configs,
+             "slurm-test.yaml",
+             # test speed only: status checks from 1 s after each submission or finish on (not 40 s; the plugin adds
+             # 10 s to the wait after each check that finds nothing finished); keep Slurm's logs to read them
+             "--slurm-init-seconds-before-status-checks", "1", "--slurm-keep-successful-logs"],
+            cwd=cwd, env=job_env(slurm), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
     start = time.monotonic()
-    result = subprocess.run(cmd, cwd=workdir, env=job_env(slurm), capture_output=True, text=True, timeout=900)
-    print(f"\nsnakemake --profile profiles/slurm (tiny config): {time.monotonic() - start:.0f} s")
-    assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
-    snakemake_records = [r for r in slurm.all_jobs() if r.get("Comment", "").startswith("rule_")]
+    car, doom = profile_run(workdir), profile_run(doom_dir, "tests/configs/tiny-doom.yaml")
+    for name, process in (("tiny config", car), ("tiny Doom config", doom)):
+        out, err = process.communicate(timeout=900)
+        print(f"\nsnakemake --profile profiles/slurm ({name}): {time.monotonic() - start:.0f} s")
+        assert process.returncode == 0, f"{name}:\n{out[-3000:]}\n{err[-6000:]}"
+    records = [r for r in slurm.all_jobs() if r.get("Comment", "").startswith("rule_")]
+    snakemake_records = [r for r in records if not r.get("WorkDir", "").startswith(str(doom_dir))]
+    doom_records = [r for r in records if r.get("WorkDir", "").startswith(str(doom_dir))]
 
     stages = CHAIN_STAGES
     chain_records = {stage: slurm.wait([chain[stage]], timeout=600) for stage in stages}
     print(f"workflow/sbatch/submit.sh chain (tiny config, beside the Snakemake run): "
           f"{max(seconds(r, 'EndTime') for r in chain_records['evaluate-z_h']).timestamp() - min(seconds(r, 'SubmitTime') for r in chain_records['collect']).timestamp():.0f} s")
     failing_records = {stage: slurm.wait([failing[stage]], timeout=600) for stage in stages}
-    return SimpleNamespace(workdir=workdir, records=snakemake_records, chain_dir=chain_dir, chain=chain,
+    return SimpleNamespace(workdir=workdir, records=snakemake_records, doom_dir=doom_dir, doom_records=doom_records,
+                           chain_dir=chain_dir, chain=chain,
                            chain_records=chain_records, failing_dir=failing_dir, failing_records=failing_records)
 
 
@@ -257,6 +270,31 @@ def test_profile_runs_every_rule_and_outputs_are_whole(runs):
         assert len(by_rule(records, rule)) == count, (rule, [r.get("Comment") for r in records])
     assert len(records) == sum(counts.values())
     assert_outputs_whole(workdir / "results")
+
+
+def test_doom_runs_through_the_same_profile(runs):
+    """The tiny Doom workflow: every rule a completed Slurm job, shards as array jobs, C's CMA-ES (in M's dream)
+    and the real game's evaluation as MPI jobs of 2 ranks; whole outputs of env.name doom."""
+    records, run_dir = runs.doom_records, runs.doom_dir / "results"
+    assert records and {r["JobState"] for r in records} == {"COMPLETED"}, [(r["JobId"], r["JobState"]) for r in records]
+    counts = {"collect": 2, "encode": 2, "train_vae": 1, "train_mdn": 1, "dream": 1, "train_controller": 1,
+              "evaluate": 1}
+    for rule, count in counts.items():
+        assert len(by_rule(records, rule)) == count, (rule, [r.get("Comment") for r in records])
+    for rule in ("collect", "encode"):
+        assert len({t["ArrayJobId"] for t in by_rule(records, rule)}) == 1
+    for rule in ("train_controller", "evaluate"):
+        (job,) = by_rule(records, rule)
+        assert job["NumTasks"] == str(RANKS), job
+    assert_ran_with_ranks(run_dir / "logs" / "train_controller" / "z_c_h.log", RANKS)
+    assert wm("data", "check", run_dir / "data").returncode == 0
+    log = read_csv(run_dir / "controller" / "z_c_h" / "log.csv")
+    assert [int(r["generation"]) for r in log] == [1, 2] and all(r["heldout_mean"] == "nan" for r in log)
+    result = json.loads((run_dir / "eval" / "z_c_h" / "returns.json").read_text())
+    assert result["env"] == "doom" and result["env_id"] == "VizdoomTakeCover-v1" and result["ranks"] == RANKS
+    assert result["controller_training"]["environment"] == "dream" and len(result["returns"]) == 2
+    assert all(r == s for r, s in zip(result["returns"], result["steps"]))  # +1 a step alive
+    assert (run_dir / "mdn" / "dream.gif").read_bytes()[:4] == b"GIF8"
 
 
 def test_profile_submits_shards_as_one_array_job(runs):

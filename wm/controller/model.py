@@ -91,10 +91,13 @@ class Controller:
     training: dict | None = None  # how: generations, where fitness was measured (real or dream) and at which tau
 
 
-def load_controller(path: str | Path, z_dim: int, hidden: int, action_dim: int) -> Controller:
-    """C from a controller checkpoint, checked against the V (z_dim) and M (hidden, action_dim) it will
-    drive with."""
+def load_controller(path: str | Path, z_dim: int, hidden: int, action_dim: int, env: str | None = None) -> Controller:
+    """C from a controller checkpoint, checked against the environment (`env`, an env.name, when given)
+    first, then the V (z_dim) and M (hidden, action_dim) it will drive with."""
     checkpoint = load_checkpoint(path, "controller")
+    if env is not None and checkpoint_env(checkpoint) != env:
+        raise ValueError(f"{path}: a controller trained for env.name {checkpoint_env(checkpoint)!r}, but this "
+                         f"run's env.name is {env!r}")
     variant, params = checkpoint["variant"], checkpoint["params"].numpy()
     if variant not in VARIANTS:
         raise ValueError(f"{path}: unknown controller variant {variant!r} (known: {', '.join(VARIANTS)})")

@@ -98,10 +98,8 @@ def initial_mean(config: dict, variant: str) -> np.ndarray:
     init = init_path(config, variant)
     if init is None:
         return np.zeros(n)
-    start = load_controller(init, config["vae"]["z_dim"], config["mdn"]["hidden"], env_of(config).action_dim)
-    if start.env != config["env"]["name"]:
-        raise ValueError(f"controller.init: {init} was trained for env.name {start.env!r}, "
-                         f"not {config['env']['name']!r}")
+    start = load_controller(init, config["vae"]["z_dim"], config["mdn"]["hidden"], env_of(config).action_dim,
+                            config["env"]["name"])
     if start.variant != variant:
         raise ValueError(f"controller.init: {init} is a '{start.variant}' controller, not '{variant}'")
     return start.params.astype(np.float64)

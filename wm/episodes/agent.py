@@ -88,6 +88,5 @@ def load_trained_agent(vae_path: Path, mdn_path: Path, controller_path: Path,
     """The agent a controller checkpoint drives, and the controller: C is driven as it was trained,
     on sampled z if its CMA-ES run sampled z (its checkpoint says)."""
     vae, mdn = load_models(vae_path, mdn_path, env)
-    controller = load_controller(controller_path, vae.z_dim, mdn.hidden, env.action_dim)
-    check_env(controller_path, "controller", controller.env, env)
+    controller = load_controller(controller_path, vae.z_dim, mdn.hidden, env.action_dim, env.name)
     return WorldModelAgent(vae, mdn, controller.variant, controller.z_sample, encoder_dtype, env=env), controller

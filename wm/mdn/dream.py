@@ -65,7 +65,7 @@ def driven_dream(config: dict, vae_path: Path, mdn_path: Path, shard: Path, out:
     training starts), at controller.dream_temperature unless --temperature; up to --steps steps
     (default controller.dream_max_steps) or M's done head."""
     from wm.controller.model import act, features, load_controller
-    from wm.episodes.agent import check_env, load_models
+    from wm.episodes.agent import load_models
     from wm.mdn.dream_env import DreamEnv
 
     tau = config["controller"]["dream_temperature"] if temperature is None else temperature
@@ -73,8 +73,7 @@ def driven_dream(config: dict, vae_path: Path, mdn_path: Path, shard: Path, out:
     steps = config["controller"]["dream_max_steps"] if steps is None else steps
     plugin = env_of(config)
     vae, mdn = load_models(vae_path, mdn_path, plugin)
-    c = load_controller(controller_path, vae.z_dim, mdn.hidden, plugin.action_dim)
-    check_env(controller_path, "controller", c.env, plugin)
+    c = load_controller(controller_path, vae.z_dim, mdn.hidden, plugin.action_dim, plugin.name)
     episode = open_store(shard, "rollouts").episode(0)
     mu, logvar = vae.encode(to_input(torch.from_numpy(episode["frames"][start : start + 1])))
     env = DreamEnv(mdn, (mu, logvar), tau, config["controller"]["dream_done_threshold"],
