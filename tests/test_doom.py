@@ -142,6 +142,19 @@ def test_a_tiny_doom_m_learns_death_and_c_learns_in_the_dream(doom_models):
     assert controller.params.shape == (1_088,) and controller.training["environment"] == "dream"
 
 
+def test_dream_starts_hold_the_first_frames_a_dream_needs(doom_models, tmp_path):
+    """`wm dream-starts`: one-frame episodes whose first_frames() are the latents' own, so a dream-trained run
+    started from the small store (committed) dreams exactly as one started from the full latents."""
+    from wm.mdn.dream_env import first_frames
+
+    latents = [doom_models / "latents" / "shard-0000.zarr"]
+    wm("dream-starts", "--latents", *latents, "--out", tmp_path / "starts.zarr")
+    starts = open_store(tmp_path / "starts.zarr", "latents")
+    assert (starts.lengths == 1).all() and starts.env == "doom"
+    for ours, theirs in zip(first_frames([tmp_path / "starts.zarr"]), first_frames(latents)):
+        assert torch.equal(ours, theirs)
+
+
 def one_line_error(result) -> str:
     lines = result.stderr.strip().splitlines()
     assert result.returncode != 0 and len(lines) == 1, result.stderr[-2000:]
@@ -187,3 +200,20 @@ def test_one_environments_controller_is_refused_in_the_others_evaluation(doom_mo
                              tiny_run / "mdn" / "model.pt", "--controller", doom_c, "--out", tmp_path / "e3",
                              check=False))
     assert "'doom'" in line and "'car_racing'" in line
+
+
+def test_the_random_policy_is_scored_on_the_evaluation_episodes(tmp_path):
+    """`wm evaluate-random`: the baseline beside the agent, on the same held-out seeds (+1 a step alive)."""
+    wm("evaluate-random", *doom_args(tmp_path), "--out", tmp_path / "random")
+    result = json.loads((tmp_path / "random" / "returns.json").read_text())
+    assert result["variant"] == "random:repeated_random" and result["env_id"] == "VizdoomTakeCover-v1"
+    assert result["returns"] == [float(s) for s in result["steps"]] and len(result["returns"]) == 2
+    from wm.evaluate import evaluation_seeds
+    from wm.config import load_config
+
+    config = load_config([REPO / "config.yaml", TINY, TINY_DOOM])
+    assert result["track_seeds"] == evaluation_seeds(config)[0]
+    line = one_line_error(wm("evaluate-random", "--config", REPO / "config.yaml", "--config", TINY,
+                             "--override", json.dumps({"collect": {"policy": "agent"}}), "--out", tmp_path / "x",
+                             check=False))
+    assert "collect.policy 'agent'" in line

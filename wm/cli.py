@@ -20,6 +20,8 @@ STAGES = """stages, in the order of the data:
   export-controller  a CMA-ES run's controller at its last checkpointed generation, to score it midway
   diagnose           a CMA-ES run's fitness spread across tracks and how its episodes ended
   evaluate           score the agent on held-out tracks
+  dream-starts       the latents' first frames as one small store, where dreams start (to commit)
+  evaluate-random    score the environment's random data policy on the same tracks (the baseline)
   dream              roll M forward from a real frame and decode it with V into a GIF
   export             V (float16), M and C as small files to commit and evaluate anywhere
 """
@@ -122,6 +124,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "(evaluate.final_episodes tracks, scored once per shipped controller)")
     p.add_argument("--out", type=Path, required=True)
 
+    p = sub.add_parser("evaluate-random", help="score the environment's random data policy on held-out tracks",
+                       description="The baseline beside a trained agent: collect.policy (one of env.name's random "
+                                   "data policies) on the same held-out set as `wm evaluate`, one episode at a "
+                                   "time in this process; write returns.json and histogram.png to --out.")
+    _config(p)
+    p.add_argument("--tracks", choices=list(TRACK_SETS), default="evaluation")
+    p.add_argument("--out", type=Path, required=True)
+
+    p = sub.add_parser("dream-starts", help="the latents' first frames as one small store (where dreams start)",
+                       description="Write the first frame of every episode of the latents stores as one latents "
+                                   "store of one-frame episodes: what train-controller --latents needs for "
+                                   "controller.environment dream, small enough to commit.")
+    p.add_argument("--latents", type=Path, nargs="+", required=True)
+    p.add_argument("--out", type=Path, required=True)
+
     p = sub.add_parser("dream", help="M's dream from a real frame, decoded by V, beside the real frames (GIF)",
                        description="Encode a recorded frame, roll M forward on the recorded actions with its own "
                                    "sampled z (temperature tau), decode with V; write a GIF of real | dream.")
@@ -200,6 +217,14 @@ def dispatch(args, config) -> int:
         from wm.evaluate import evaluate
 
         evaluate(config, args.vae, args.mdn, args.controller, args.out, args.tracks)
+    elif args.command == "dream-starts":
+        from wm.mdn.dream_env import write_dream_starts
+
+        write_dream_starts(args.latents, args.out)
+    elif args.command == "evaluate-random":
+        from wm.evaluate import evaluate_random_policy
+
+        evaluate_random_policy(config, args.out, args.tracks)
     elif args.command == "export":
         from wm.export import export
 

@@ -60,6 +60,43 @@ def evaluate(config: dict, vae_path: Path, mdn_path: Path, controller_path: Path
                     knob="evaluate.worker_timeout")
 
 
+def evaluate_random_policy(config: dict, out: Path, track_set: str = "evaluation") -> dict:
+    """The baseline: collect.policy, one of the plug-in's random data policies, on the held-out set's
+    seeds (each episode's policy drawn from its noise seed), on the evaluation id, to evaluate.max_steps."""
+    from wm.rollouts.collect import make_policy, run_episode
+    from wm.metrics import progress
+
+    plugin, settings = env_of(config), config["evaluate"]
+    name = config["collect"]["policy"]
+    if name not in plugin.random_policies:
+        raise ValueError(f"collect.policy {name!r} is not a random data policy of env.name {plugin.name!r} "
+                         f"(its policies: {', '.join(plugin.random_policies)})")
+    plugin.check_steps(settings["max_steps"], "evaluate.max_steps")
+    tracks, noises = evaluation_seeds(config, track_set)
+    env = plugin.make(plugin.evaluation_id)
+    returns, steps, start = [], [], time.perf_counter()
+    for track, noise in progress(list(zip(tracks, noises)), desc=f"evaluate {name} ({track_set})", unit="episode"):
+        policy = make_policy(plugin, config["collect"], np.random.default_rng(noise))
+        episode, _ = run_episode(plugin, env, track, policy, settings["max_steps"])
+        returns.append(float(episode["rewards"].astype(np.float64).sum()))
+        steps.append(len(episode["rewards"]))
+    env.close()
+    summary = {
+        "variant": f"random:{name}", "track_set": track_set, "episodes": len(returns),
+        "mean": float(np.mean(returns)), "std": float(np.std(returns)),
+        "min": float(np.min(returns)), "max": float(np.max(returns)), "returns": returns, "steps": steps,
+        "track_seeds": tracks, "env": plugin.name, "env_id": plugin.evaluation_id,
+        "policy": {"name": name, **plugin.policy_parameters(name, config["collect"])},
+        "seconds": round(time.perf_counter() - start, 1), "config": config, "versions": versions(),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "returns.json", summary)
+    plot_histogram(returns, out / "histogram.png",
+                   f"random policy {name}: {len(returns)} {track_set} episodes, {summary['mean']:.0f} +- {summary['std']:.0f}")
+    print(f"evaluate-random [{name}]: {summary['mean']:.1f} +- {summary['std']:.1f} over {len(returns)} {track_set} episodes")
+    return summary
+
+
 def score(config, controller: Controller, agent, farm, tracks, noises, controller_path: Path, out: Path,
           track_set: str) -> dict:
     """Rank 0's part: run the held-out episodes on every rank, then write the results."""

@@ -93,7 +93,7 @@ def git_commit() -> str:
 
 def versions() -> dict:
     """Package versions that decide the data and the results (gym/Box2D drift broke the original code)."""
-    names = ["wm", "torch", "gymnasium", "box2d", "pygame-ce", "numpy", "zarr", "cma", "mpi4py", "pillow"]
+    names = ["wm", "torch", "gymnasium", "box2d", "pygame-ce", "numpy", "zarr", "cma", "mpi4py", "pillow", "vizdoom"]
     found = {}
     for name in names:
         try:

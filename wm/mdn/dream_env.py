@@ -24,6 +24,7 @@ import torch
 
 from wm.mdn.model import MDNRNN, sample_next_z
 from wm.rollouts.readers import open_stores
+from wm.rollouts.storage import write_store
 
 # Steps of random numbers drawn per generator call: few calls, little memory (B x BLOCK x z x 2 floats).
 BLOCK = 100
@@ -38,6 +39,27 @@ def first_frames(latents: list[str | Path]) -> tuple[torch.Tensor, torch.Tensor]
             mus.append(episode["mu"][0])
             logvars.append(episode["logvar"][0])
     return torch.from_numpy(np.stack(mus)), torch.from_numpy(np.stack(logvars))
+
+
+def write_dream_starts(latents: list[str | Path], out: Path) -> None:
+    """`wm dream-starts`: the first frame of every episode of the latents stores, as one latents store of
+    one-frame episodes, in the same order: everything a dream needs to start (first_frames gives the same
+    tensors from it), small enough to commit so that a dream-trained run resumes from committed files."""
+    stores = open_stores(latents, "latents")
+    mu, logvar = first_frames(latents)
+    firsts = [store.episode(e) for store in stores for e in range(store.episodes)]
+    n, z_dim = mu.shape
+    arrays = {"mu": mu.numpy()[:, None], "logvar": logvar.numpy()[:, None],
+              "actions": np.stack([ep["actions"][:1] for ep in firsts]),
+              "rewards": np.stack([ep["rewards"][:1] for ep in firsts]),
+              "terminated": np.stack([ep["terminated"][:1] for ep in firsts])}
+    attrs = stores[0].attrs
+    write_store(out, "latents", arrays, np.ones(n, np.int32), {
+        "source": [str(p) for p in latents], "vae": attrs["vae"], "z_dim": z_dim,
+        "seeds": [seed for store in stores for seed in store.attrs["seeds"]],
+        **({"env": attrs["env"]} if "env" in attrs else {}), "first_frames_only": True,
+    })
+    print(f"dream-starts: wrote {out} (the first frames of {n} episodes of {len(stores)} latents stores)")
 
 
 class DreamEnv:
