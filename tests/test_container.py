@@ -158,6 +158,10 @@ def test_one_rule_of_the_tiny_workflow_runs_in_the_container(podman, image, tmp_
                  "--configfile", "tests/configs/tiny.yaml", args=mount)
     TIMINGS["one rule (collect) in the container"] = time.monotonic() - start
     assert "1 of 1 steps (100%) done" in result.stderr, result.stderr[-3000:]
+    # the Doom plug-in's game runs in the image too (vizdoom's wheel bundles the scenario; headless)
+    result = run(podman, image, "snakemake", "results-tiny-doom/data/shard-0000.zarr", "--cores", "2",
+                 "--configfile", "tests/configs/tiny.yaml", "tests/configs/tiny-doom.yaml", args=mount)
+    assert "1 of 1 steps (100%) done" in result.stderr, result.stderr[-3000:]
     check = run(podman, image, "wm", "data", "check", "results-tiny/data/shard-0000.zarr", args=mount)
     assert "1 of 1 stores ok" in check.stdout, check.stdout
     shard = project / "results-tiny" / "data" / "shard-0000.zarr"

@@ -32,13 +32,14 @@ def profile(name: str, **env) -> dict:
         os.environ.update(saved)
 
 
-def dry_run(python: str, profile_name: str, tmp_path: Path, env: dict, ranks: int = 3) -> dict[str, list[dict]]:
-    """snakemake --profile PROFILE --dry-run on the tiny config (with `ranks` MPI ranks); returns each
-    rule's jobs as {"threads": ..., "resources": {...}, "shell": ...}."""
+def dry_run(python: str, profile_name: str, tmp_path: Path, env: dict, ranks: int = 3,
+            configs: tuple[Path, ...] = ()) -> dict[str, list[dict]]:
+    """snakemake --profile PROFILE --dry-run on the tiny config and `configs` (with `ranks` MPI ranks); returns
+    each rule's jobs as {"threads": ..., "resources": {...}, "shell": ...}."""
     extra = tmp_path / "ranks.yaml"
     extra.write_text(f"run_dir: results-dry-run\ncontroller: {{ranks: {ranks}}}\nevaluate: {{ranks: {ranks}}}\n")
     result = subprocess.run([python, "-m", "snakemake", "--profile", f"profiles/{profile_name}", "--dry-run",
-                             "--configfile", str(TINY), str(extra)], cwd=REPO, capture_output=True, text=True,
+                             "--configfile", str(TINY), *map(str, configs), str(extra)], cwd=REPO, capture_output=True, text=True,
                             env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", **env}, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     jobs: dict[str, list[dict]] = {}
@@ -132,6 +133,19 @@ def test_k8s_profile_plans_every_rule_with_its_resources(s3_env, tmp_path):
             paths = re.findall(r"--(?:out|vae|mdn|shard|controller) (\S+/\S+)", job["shell"])
             assert paths and all(p.startswith(".snakemake/storage/s3/wm-test/run/results-dry-run/")
                                  for p in paths), job["shell"]
+
+
+def test_k8s_profile_plans_the_doom_workflow(s3_env, tmp_path):
+    """The tiny Doom config plans the same rules through profiles/k8s: V and M on a GPU, C's CMA-ES (in M's
+    dream, variant z_c_h) and the real game's evaluation as one MPI pod each."""
+    python, env = s3_env
+    jobs = dry_run(python, "k8s", tmp_path, env, ranks=3, configs=(REPO / "tests" / "configs" / "tiny-doom.yaml",))
+    assert {rule: len(j) for rule, j in jobs.items()} == RULES
+    assert all(job["resources"]["gpu"] == "1" for rule in ("train_vae", "train_mdn") for job in jobs[rule])
+    (controller,) = jobs["train_controller"]
+    assert "--variant z_c_h" in controller["shell"] and "tiny-doom.yaml" in controller["shell"]
+    assert controller["resources"]["mpi"] == "mpiexec" and controller["resources"]["tasks"] == "3"
+    assert "eval/z_c_h" in jobs["evaluate"][0]["shell"]
 
 
 # --- The Snakefile's container image -------------------------------------------------------------
