@@ -635,7 +635,7 @@ def loader_config(ctx, device: str) -> dict:
 
 def _collect(job):
     config, shard, out = job
-    from wm.rollouts.collect import collect_shard
+    from wm.stages.collect import collect_shard
 
     collect_shard(config, shard, Path(out))
     return out

@@ -58,7 +58,7 @@ def first_chunk_runner(results: Path, variant: str, batch: int):
     from wm.envs import env_of
     from wm.episodes.agent import load_trained_agent
     from wm.episodes.runner import make_chunks
-    from wm.evaluate import evaluation_runner, evaluation_seeds
+    from wm.stages.evaluate import evaluation_runner, evaluation_seeds
     from wm.seeding import seeds
 
     record = results / "eval" / variant / "returns.json"

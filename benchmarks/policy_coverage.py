@@ -14,7 +14,7 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 import numpy as np  # noqa: E402
 
 from wm.envs.car_racing import PLUGIN as CAR_RACING, make_env  # noqa: E402
-from wm.rollouts.collect import make_policy, run_episode  # noqa: E402
+from wm.stages.collect import make_policy, run_episode  # noqa: E402
 from wm.seeding import derive_seed, rng  # noqa: E402
 
 

@@ -273,7 +273,7 @@ import numpy as np
 from mpi4py import MPI
 from wm.config import load_config
 from wm.episodes.farm import MPIFarm, abort, serve
-from wm.controller.train import build_runner
+from wm.stages.train_controller import build_runner
 config = load_config({tiny_args()[1::2]!r})
 runner = build_runner(config, "z_h", {str(tiny_run / "vae" / "model.pt")!r}, {str(tiny_run / "mdn" / "model.pt")!r})
 comm = MPI.COMM_WORLD
@@ -311,7 +311,7 @@ from types import SimpleNamespace
 from mpi4py import MPI
 from wm.episodes.farm import TAG_STOP, MPIFarm, abort, serve
 comm = MPI.COMM_WORLD
-runner = SimpleNamespace(settings=SimpleNamespace(envs_per_rank=1), busy_seconds=0.0)
+runner = SimpleNamespace(chunk_size=lambda training: 1, busy_seconds=0.0)
 if comm.Get_rank() == 1:
     serve(comm, runner, 60)
 elif comm.Get_rank() == 2:
@@ -412,7 +412,7 @@ def test_bfloat16_encoder_rounds_z_and_nothing_else(tiny_run):
     std 0.56) on the Intel Xeon VM, 2026-12-03: bfloat16's 8-bit mantissa, not the CPU, sets
     that size, so the bound below (5x) holds on any CPU. z stays float32 for M and C. The knob is
     fingerprinted only off its default, so every earlier checkpoint still resumes."""
-    from wm.controller.train import run_fingerprint
+    from wm.stages.train_controller import run_fingerprint
     from wm.envs.car_racing import preprocess
     from wm.resume import differences
 

@@ -208,7 +208,7 @@ def test_the_random_policy_is_scored_on_the_evaluation_episodes(tmp_path):
     result = json.loads((tmp_path / "random" / "returns.json").read_text())
     assert result["variant"] == "random:repeated_random" and result["env_id"] == "VizdoomTakeCover-v1"
     assert result["returns"] == [float(s) for s in result["steps"]] and len(result["returns"]) == 2
-    from wm.evaluate import evaluation_seeds
+    from wm.stages.evaluate import evaluation_seeds
     from wm.config import load_config
 
     config = load_config([REPO / "config.yaml", TINY, TINY_DOOM])

@@ -15,7 +15,7 @@ import torch
 
 from conftest import REPO, wm
 from wm.config import load_config
-from wm.controller.train import read_checkpoint, train_controller
+from wm.stages.train_controller import read_checkpoint, train_controller
 from wm.envs import get_env
 from wm.episodes.dream import run_dream_batch
 from wm.episodes.runner import Episode
@@ -218,7 +218,7 @@ def test_cma_es_in_the_dream_runs_resumes_and_scores_on_real_tracks(models, late
 
 
 def test_wm_dream_shows_a_controller_driving_in_the_dream(models, dream_run, tmp_path):
-    from wm.mdn.dream import dream
+    from wm.stages.dream import dream
 
     frames = np.random.default_rng(0).integers(0, 255, size=(1, 12, 64, 64, 3), dtype=np.uint8)
     shard = tmp_path / "shard.zarr"

@@ -17,7 +17,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 
 from conftest import BIN, REPO, tiny_args
-from wm.controller.train import LOG_FIELDS
+from wm.stages.train_controller import LOG_FIELDS
 
 ALL = {"scalars": 0, "histograms": 0}  # keep every event (the readers sample by default)
 FLOAT32 = dict(rel=1e-6, abs=1e-6)  # TensorBoard stores scalars as float32

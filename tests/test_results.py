@@ -50,7 +50,7 @@ def first_chunk(results_set: str, variant: str) -> list[dict]:
     from wm.envs import env_of
     from wm.episodes.agent import load_trained_agent
     from wm.episodes.runner import make_chunks
-    from wm.evaluate import evaluation_runner, evaluation_seeds
+    from wm.stages.evaluate import evaluation_runner, evaluation_seeds
 
     folder = RESULTS / results_set
     record = recorded(results_set, variant)

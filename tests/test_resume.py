@@ -14,7 +14,7 @@ import torch
 
 from conftest import BIN, REPO, tiny_args
 from wm.config import load_config, load_schema
-from wm.controller.train import run_fingerprint as controller_fingerprint
+from wm.stages.train_controller import run_fingerprint as controller_fingerprint
 from wm.mdn.train import run_fingerprint as mdn_fingerprint
 from wm.resume import LATER_KEYS, LATER_TOP_KEYS, MAY_DIFFER, differences, fingerprint, recorded_settings
 from wm.rollouts.readers import open_stores

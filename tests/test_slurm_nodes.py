@@ -224,7 +224,7 @@ def run(chunk, training=True):
         os.kill(os.getpid(), signal.SIGSTOP)  # heartbeats stop too: silence, as from a dead rank
     time.sleep(0.2)
     return []
-runner = SimpleNamespace(settings=SimpleNamespace(envs_per_rank=1), busy_seconds=0.0, run=run)
+runner = SimpleNamespace(chunk_size=lambda training: 1, busy_seconds=0.0, run=run)
 if comm.Get_rank() == 1:
     serve(comm, runner, 3)
 else:

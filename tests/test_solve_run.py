@@ -13,7 +13,7 @@ import torch
 
 from conftest import REPO
 from wm.config import load_config
-from wm.controller.train import run_latents, saved_state
+from wm.stages.train_controller import run_latents, saved_state
 from wm.resume import differences
 
 BASE = ["config.yaml", "presets/budget.yaml", "presets/solve.yaml"]

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import REPO
 from wm.config import load_config
-from wm.evaluate import evaluation_seeds
+from wm.stages.evaluate import evaluation_seeds
 from wm.seeding import TRACK_SETS, seeds
 
 

@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def dispatch(args, config) -> int:
     if args.command == "collect":
-        from wm.rollouts.collect import collect_shard
+        from wm.stages.collect import collect_shard
 
         if not 0 <= args.shard < config["collect"]["shards"]:
             raise ValueError(f"--shard {args.shard} is outside 0..{config['collect']['shards'] - 1} (collect.shards)")
@@ -202,19 +202,19 @@ def dispatch(args, config) -> int:
 
         train_mdn(config, args.latents, args.out)
     elif args.command == "train-controller":
-        from wm.controller.train import train_controller
+        from wm.stages.train_controller import train_controller
 
         train_controller(config, args.variant, args.vae, args.mdn, args.out, args.latents)
     elif args.command == "export-controller":
-        from wm.controller.train import export_controller
+        from wm.stages.train_controller import export_controller
 
         export_controller(config, args.variant, args.vae, args.mdn, args.out, args.to, args.latents)
     elif args.command == "diagnose":
-        from wm.controller.diagnostics import diagnose
+        from wm.stages.diagnostics import diagnose
 
         diagnose(args.folder)
     elif args.command == "evaluate":
-        from wm.evaluate import evaluate
+        from wm.stages.evaluate import evaluate
 
         evaluate(config, args.vae, args.mdn, args.controller, args.out, args.tracks)
     elif args.command == "dream-starts":
@@ -222,15 +222,15 @@ def dispatch(args, config) -> int:
 
         write_dream_starts(args.latents, args.out)
     elif args.command == "evaluate-random":
-        from wm.evaluate import evaluate_random_policy
+        from wm.stages.evaluate import evaluate_random_policy
 
         evaluate_random_policy(config, args.out, args.tracks)
     elif args.command == "export":
-        from wm.export import export
+        from wm.stages.export import export
 
         export(args.vae, args.mdn, args.controller, args.out)
     elif args.command == "dream":
-        from wm.mdn.dream import dream
+        from wm.stages.dream import dream
 
         dream(config, args.vae, args.mdn, args.shard, args.out, args.start, args.steps, args.temperature,
               args.controller)

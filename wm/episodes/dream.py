@@ -9,14 +9,13 @@ dream, the periodic held-out score's chunks (training=False) in the real environ
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 
 import numpy as np
 import torch
 
 from wm.controller.model import act, features
 from wm.envs import EnvPlugin
-from wm.episodes.runner import ChunkRunner, Episode, EpisodeResult, EpisodeSettings, checked_results
+from wm.episodes.runner import ChunkRunner, Episode, EpisodeResult, checked_results
 from wm.mdn.dream_env import DreamEnv
 from wm.seeding import derive_seed
 
@@ -66,24 +65,18 @@ def run_dream_batch(env: DreamEnv, plugin: EnvPlugin, variant: str, episodes: li
 
 
 class DreamRunner:
-    """ChunkRunner's interface (settings, run, busy_seconds) for the farm: training chunks of
-    `settings.envs_per_rank` (controller.dream_batch) episodes in the dream; other chunks (the
-    held-out score) through `real`, a ChunkRunner in the real environment. Rank 0 cuts the held-out
-    score's chunks at the real batch size inside real_chunks(), so they are the real path's chunks."""
+    """ChunkRunner's interface (chunk_size, run, busy_seconds) for the farm: training chunks of
+    `dream_batch` (controller.dream_batch) episodes of at most `dream_max_steps` steps in the dream;
+    other chunks (the held-out score) through `real`, a ChunkRunner in the real environment, at its
+    own batch size, so they are the real path's chunks."""
 
-    def __init__(self, env: DreamEnv, variant: str, settings: EpisodeSettings, real: ChunkRunner):
-        self.env, self.variant, self.dream_settings, self.real = env, variant, settings, real
-        self.settings = settings
+    def __init__(self, env: DreamEnv, variant: str, dream_batch: int, dream_max_steps: int, real: ChunkRunner):
+        self.env, self.variant, self.real = env, variant, real
+        self.dream_batch, self.dream_max_steps = dream_batch, dream_max_steps
         self.busy_seconds = 0.0
 
-    @contextmanager
-    def real_chunks(self):
-        """While inside, make_chunks (the farm, on rank 0) cuts work at the real runner's batch size."""
-        self.settings = self.real.settings
-        try:
-            yield
-        finally:
-            self.settings = self.dream_settings
+    def chunk_size(self, training: bool) -> int:
+        return self.dream_batch if training else self.real.chunk_size(training)
 
     def run(self, chunk: list[Episode], training: bool = True) -> list[EpisodeResult]:
         start = time.perf_counter()
@@ -93,6 +86,6 @@ class DreamRunner:
             return results
         results = checked_results(chunk, "dream rollout",
                                   lambda: run_dream_batch(self.env, self.real.agent.env, self.variant, chunk,
-                                                          self.dream_settings.max_steps))
+                                                          self.dream_max_steps))
         self.busy_seconds += time.perf_counter() - start
         return results

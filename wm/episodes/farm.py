@@ -105,7 +105,7 @@ class LocalFarm:
                  training: bool = True, progress: str | None = None) -> tuple[np.ndarray, list[EpisodeResult]]:
         """Returns (returns of shape (candidates, rollouts), every episode's result);
         `progress` names a progress bar over episodes."""
-        chunks = make_chunks(candidates, track_seeds, noise_seeds, self.runner.settings.envs_per_rank)
+        chunks = make_chunks(candidates, track_seeds, noise_seeds, self.runner.chunk_size(training))
         results = []
         with progress_bar(progress, len(candidates) * len(track_seeds)) as bar:
             for chunk in chunks:
@@ -142,7 +142,7 @@ class MPIFarm:
         self.pending_sends.append(self.comm.isend(message, dest=rank, tag=tag))
 
     def evaluate(self, candidates, track_seeds, noise_seeds, training=True, progress=None):
-        chunks = make_chunks(candidates, track_seeds, noise_seeds, self.runner.settings.envs_per_rank)
+        chunks = make_chunks(candidates, track_seeds, noise_seeds, self.runner.chunk_size(training))
         bar = progress_bar(progress, len(candidates) * len(track_seeds))
         results: list = [None] * len(chunks)
         lock = threading.Lock()

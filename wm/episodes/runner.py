@@ -198,6 +198,10 @@ class ChunkRunner:
             self._envs = [self.agent.env.make(self.settings.env_id) for _ in range(self.settings.envs_per_rank)]
         return self._envs
 
+    def chunk_size(self, training: bool) -> int:
+        """Episodes a chunk holds (one lockstep batch): envs_per_rank, in training and held-out scores alike."""
+        return self.settings.envs_per_rank
+
     def run(self, chunk: list[Episode], training: bool = True) -> list[EpisodeResult]:
         start = time.perf_counter()
         results = checked_results(chunk, "rollout", lambda: run_batch(

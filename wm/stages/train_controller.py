@@ -20,14 +20,13 @@ from __future__ import annotations
 import json
 import pickle
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import cma
 import numpy as np
 import torch
 
-from wm.controller.diagnostics import diagnose
+from wm.stages.diagnostics import diagnose
 from wm.controller import VARIANTS
 from wm.controller.model import l2_penalty, load_controller, parameter_count
 from wm.envs import env_of
@@ -132,8 +131,7 @@ def build_runner(config: dict, variant: str, vae_path: Path, mdn_path: Path, lat
 
     env = DreamEnv(agent.mdn, first_frames(latents), settings["dream_temperature"],
                    settings["dream_done_threshold"], dream_device(config), step_reward=plugin.step_reward)
-    return DreamRunner(env, variant, EpisodeSettings("dream", settings["dream_max_steps"], 0,
-                                                     settings["dream_batch"]), real)
+    return DreamRunner(env, variant, settings["dream_batch"], settings["dream_max_steps"], real)
 
 
 def heldout_seeds(config: dict, count: int) -> tuple[list[int], list[int]]:
@@ -175,10 +173,9 @@ def run_generations(config: dict, variant: str, farm, state: dict, checkpoint: P
                "ranks": farm.ranks, "utilization": round(utilization, 4)}
         if settings["eval_every"] and (generation + 1) % settings["eval_every"] == 0:
             solution = chosen_solution(state, settings["eval_solution"])
-            # In the real environment, cut as the real path cuts it, also when training runs in the dream.
-            with getattr(farm.runner, "real_chunks", nullcontext)():
-                held, _ = farm.evaluate(solution[None], *heldout_seeds(config, settings["eval_episodes"]),
-                                        training=False, progress=f"held-out score, generation {generation + 1}")
+            # training=False: in the real environment, cut as the real path cuts it, also when training dreams.
+            held, _ = farm.evaluate(solution[None], *heldout_seeds(config, settings["eval_episodes"]),
+                                    training=False, progress=f"held-out score, generation {generation + 1}")
             row["heldout_mean"], row["heldout_std"] = float(held.mean()), float(held.std())
         metrics.scalars(generation + 1, tensorboard_scalars(row, state["log"][-1] if state["log"] else None),
                         prefix="controller")

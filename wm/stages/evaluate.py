@@ -63,7 +63,7 @@ def evaluate(config: dict, vae_path: Path, mdn_path: Path, controller_path: Path
 def evaluate_random_policy(config: dict, out: Path, track_set: str = "evaluation") -> dict:
     """The baseline: collect.policy, one of the plug-in's random data policies, on the held-out set's
     seeds (each episode's policy drawn from its noise seed), on the evaluation id, to evaluate.max_steps."""
-    from wm.rollouts.collect import make_policy, run_episode
+    from wm.stages.collect import make_policy, run_episode
     from wm.metrics import progress
 
     plugin, settings = env_of(config), config["evaluate"]
