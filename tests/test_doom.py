@@ -155,6 +155,19 @@ def test_dream_starts_hold_the_first_frames_a_dream_needs(doom_models, tmp_path)
         assert torch.equal(ours, theirs)
 
 
+def test_the_dream_score_runs_the_evaluation_seeds_in_m(doom_models, tmp_path):
+    """`wm evaluate --dream`: the controller's score inside M's dream (the paper's table has it beside the real
+    one), on the evaluation seeds, to controller.dream_max_steps (60 in the tiny config) or M's done head."""
+    args = ["--vae", doom_models / "vae" / "model.pt", "--mdn", doom_models / "mdn" / "model.pt",
+            "--controller", doom_models / "controller" / "controller.pt",
+            "--dream", doom_models / "latents" / "shard-0000.zarr"]
+    for name in ("a", "b"):
+        wm("evaluate", *doom_args(tmp_path), *args, "--out", tmp_path / name)
+    a, b = (json.loads((tmp_path / n / "returns.json").read_text()) for n in ("a", "b"))
+    assert a["returns"] == b["returns"] and len(a["returns"]) == 2  # the same seeds, the same dreams
+    assert all(r == s <= 60 for r, s in zip(a["returns"], a["steps"])) and a["dream_temperature"] == 1.15
+
+
 def one_line_error(result) -> str:
     lines = result.stderr.strip().splitlines()
     assert result.returncode != 0 and len(lines) == 1, result.stderr[-2000:]

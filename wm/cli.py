@@ -122,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracks", choices=list(TRACK_SETS), default="evaluation",
                    help="the held-out set: evaluation (evaluate.episodes tracks, the default) or final "
                         "(evaluate.final_episodes tracks, scored once per shipped controller)")
+    p.add_argument("--dream", type=Path, nargs="+", metavar="LATENTS",
+                   help="score in M's dream instead of the real environment (the dream score beside the real one), "
+                        "started from these latents stores' first frames (wm dream-starts), at "
+                        "controller.dream_temperature; one process")
     p.add_argument("--out", type=Path, required=True)
 
     p = sub.add_parser("evaluate-random", help="score the environment's random data policy on held-out tracks",
@@ -216,7 +220,12 @@ def dispatch(args, config) -> int:
     elif args.command == "evaluate":
         from wm.stages.evaluate import evaluate
 
-        evaluate(config, args.vae, args.mdn, args.controller, args.out, args.tracks)
+        if args.dream:
+            from wm.stages.evaluate import evaluate_in_dream
+
+            evaluate_in_dream(config, args.vae, args.mdn, args.controller, args.dream, args.out, args.tracks)
+        else:
+            evaluate(config, args.vae, args.mdn, args.controller, args.out, args.tracks)
     elif args.command == "dream-starts":
         from wm.mdn.dream_env import write_dream_starts
 

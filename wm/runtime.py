@@ -47,6 +47,13 @@ def setup_torch(config: dict, seed: int, per_rank: bool = False) -> torch.device
     return device
 
 
+def dream_device(config: dict) -> torch.device:
+    """Where M's dream runs (CMA-ES in the dream, a dream score): the GPU when there is one and config's
+    device allows it."""
+    wanted = config["device"]
+    return torch.device("cuda" if wanted in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+
+
 def autocast(device: torch.device, train_dtype: str = "auto"):
     """V's and M's training steps in bf16 autocast (config train_dtype): `auto` on CUDA only (the VAE
     and LSTM train stably in it), `bfloat16` on the CPU too (AMX / AVX512-BF16 kernels: V's step

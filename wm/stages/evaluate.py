@@ -60,6 +60,47 @@ def evaluate(config: dict, vae_path: Path, mdn_path: Path, controller_path: Path
                     knob="evaluate.worker_timeout")
 
 
+def evaluate_in_dream(config: dict, vae_path: Path, mdn_path: Path, controller_path: Path, latents: list[Path],
+                      out: Path, track_set: str = "evaluation") -> dict:
+    """The controller's dream score (the paper's "virtual score" beside the real one): the held-out set's
+    episodes inside M's dream at controller.dream_temperature, started from `latents`' first frames, in
+    chunks of controller.dream_batch, to controller.dream_max_steps or M's done head. No real frame."""
+    from wm.episodes.dream import run_dream_batch
+    from wm.mdn.dream_env import DreamEnv, first_frames
+    from wm.runtime import dream_device
+
+    torch.set_num_threads(torch_threads(config, per_rank=False))
+    plugin, settings = env_of(config), config["controller"]
+    agent, controller = load_trained_agent(vae_path, mdn_path, controller_path, config["encoder_dtype"], env=plugin)
+    env = DreamEnv(agent.mdn, first_frames(latents), settings["dream_temperature"], settings["dream_done_threshold"],
+                   dream_device(config), step_reward=plugin.step_reward)
+    tracks, noises = evaluation_seeds(config, track_set)
+    episodes = [Episode(controller.params, track, noise) for track, noise in zip(tracks, noises)]
+    start, results = time.perf_counter(), []
+    for b in range(0, len(episodes), settings["dream_batch"]):
+        results += run_dream_batch(env, plugin, controller.variant, episodes[b : b + settings["dream_batch"]],
+                                   settings["dream_max_steps"])
+    returns = [r.total_return for r in results]
+    summary = {
+        "variant": controller.variant, "track_set": f"dream ({track_set} seeds)", "episodes": len(returns),
+        "mean": float(np.mean(returns)), "std": float(np.std(returns)), "min": float(np.min(returns)),
+        "max": float(np.max(returns)), "returns": returns, "steps": [r.steps for r in results],
+        "ended_by": [r.ended_by for r in results], "track_seeds": tracks, "env": plugin.name,
+        "dream_temperature": settings["dream_temperature"], "dream_max_steps": settings["dream_max_steps"],
+        "dream_batch": settings["dream_batch"], "seconds": round(time.perf_counter() - start, 1),
+        "numerics": numerics_signature(), "controller": str(controller_path),
+        "controller_sha256": file_digest(controller_path), "controller_training": controller.training,
+        "dream_starts": [str(p) for p in latents], "config": config, "versions": versions(),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "returns.json", summary)
+    plot_histogram(returns, out / "histogram.png", f"{controller.variant} in M's dream at tau "
+                   f"{settings['dream_temperature']}: {summary['mean']:.0f} +- {summary['std']:.0f}")
+    print(f"evaluate [{controller.variant}] in M's dream at tau {settings['dream_temperature']}: "
+          f"{summary['mean']:.1f} +- {summary['std']:.1f} over {len(returns)} dreams")
+    return summary
+
+
 def evaluate_random_policy(config: dict, out: Path, track_set: str = "evaluation") -> dict:
     """The baseline: collect.policy, one of the plug-in's random data policies, on the held-out set's
     seeds (each episode's policy drawn from its noise seed), on the evaluation id, to evaluate.max_steps."""

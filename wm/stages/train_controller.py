@@ -38,7 +38,7 @@ from wm.metrics import MetricsWriter, duration, metrics_writer
 from wm.report import plot_curves
 from wm.resume import ResumeError, check_length, env_record, fingerprint, load_resumable, recorded_settings, stores_digest
 from wm.rollouts.readers import open_stores
-from wm.runtime import numerics_signature, torch_threads
+from wm.runtime import dream_device, numerics_signature, torch_threads
 from wm.seeding import derive_seed, seeds
 
 LOG_FIELDS = ["generation", "best", "mean", "worst", "std", "sigma", "best_so_far", "heldout_mean",
@@ -73,12 +73,6 @@ def run_fingerprint(config: dict, variant: str, vae_path: Path, mdn_path: Path,
                        # the warm start by content, not by where it lies
                        **{"controller.init": file_digest(init) if init else "zeros"}, **dream,
                        **recorded_settings({"encoder_dtype": config["encoder_dtype"]}))
-
-
-def dream_device(config: dict) -> torch.device:
-    """Where the dream runs: the GPU when there is one and config's device allows it."""
-    wanted = config["device"]
-    return torch.device("cuda" if wanted in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
 
 
 def read_checkpoint(path: Path) -> dict:
