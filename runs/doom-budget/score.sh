@@ -1,0 +1,31 @@
+#!/bin/sh
+# Stage 3 of the DoomTakeCover budget run (issue 29): score the controller CMA-ES evolved in M's dream at
+# temperature TAU (runs/doom-budget/train.sh TAU), in the real game and in the dream, into the committed set:
+#   sh runs/doom-budget/score.sh TAU          (the random policy's baseline once: sh runs/doom-budget/score.sh random)
+# Real: `wm evaluate` on the 100 evaluation episodes of VizdoomTakeCover-v1 (2 MPI ranks; returns.json,
+# histogram.png, episode.gif). Dream: `wm evaluate --dream` on the same seeds at TAU. Then V's decoding of
+# the controller's dream (dream.gif), from the first frame of shard 0 (collected again if it is missing:
+# the same seed gives the same bytes).
+set -eu
+TAU=${1:?usage: score.sh TAU | random}
+SET=docs/results/doom-budget
+BIN=.venv/bin
+CONF="--config config.yaml --config presets/doom-budget.yaml"
+if [ "$TAU" = random ]; then
+  "$BIN/wm" evaluate-random $CONF --out "$SET/random_policy"
+  exit 0
+fi
+RUN=runs/doom-budget/tau-$TAU/z_c_h
+OUT=$SET/tau-$TAU
+OVERRIDE="{\"controller\": {\"dream_temperature\": $TAU}}"
+mkdir -p "$OUT"
+cp "$RUN/controller.pt" "$OUT/controller_z_c_h.pt"
+cp "$RUN/log.csv" "$RUN/curve.png" "$OUT/"
+"$BIN/mpiexec" -n 2 "$BIN/wm" evaluate $CONF --vae "$SET/vae.pt" --mdn "$SET/mdn.pt" \
+    --controller "$OUT/controller_z_c_h.pt" --out "$OUT/eval"
+"$BIN/wm" evaluate $CONF --override "$OVERRIDE" --vae "$SET/vae.pt" --mdn "$SET/mdn.pt" \
+    --controller "$OUT/controller_z_c_h.pt" --dream "$SET/dream_starts.zarr" --out "$OUT/eval_dream"
+SHARD=results/doom-budget/data/shard-0000.zarr
+[ -d "$SHARD" ] || "$BIN/wm" collect $CONF --shard 0 --out "$SHARD"
+"$BIN/wm" dream $CONF --override "$OVERRIDE" --vae "$SET/vae.pt" --mdn "$SET/mdn.pt" --shard "$SHARD" \
+    --controller "$OUT/controller_z_c_h.pt" --start 0 --steps 2100 --out "$OUT/dream.gif"
