@@ -4,7 +4,7 @@
 #   sh runs/doom-budget/score.sh TAU          (the random policy's baseline once: sh runs/doom-budget/score.sh random)
 # Real: `wm evaluate` on the 100 evaluation episodes of VizdoomTakeCover-v1 (2 MPI ranks; returns.json,
 # histogram.png, episode.gif). Dream: `wm evaluate --dream` on the same seeds at TAU. Then V's decoding of
-# the controller's dream (dream.gif), from the first frame of shard 0 (collected again if it is missing:
+# the controller's dream (dream.gif: its first 300 steps at most), from the first frame of shard 0 (collected again if it is missing:
 # the same seed gives the same bytes).
 set -eu
 TAU=${1:?usage: score.sh TAU | random}
@@ -28,4 +28,4 @@ cp "$RUN/log.csv" "$RUN/curve.png" "$OUT/"
 SHARD=results/doom-budget/data/shard-0000.zarr
 [ -d "$SHARD" ] || "$BIN/wm" collect $CONF --shard 0 --out "$SHARD"
 "$BIN/wm" dream $CONF --override "$OVERRIDE" --vae "$SET/vae.pt" --mdn "$SET/mdn.pt" --shard "$SHARD" \
-    --controller "$OUT/controller_z_c_h.pt" --start 0 --steps 2100 --out "$OUT/dream.gif"
+    --controller "$OUT/controller_z_c_h.pt" --start 0 --steps 300 --out "$OUT/dream.gif"
