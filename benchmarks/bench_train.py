@@ -1,6 +1,6 @@
 """V's and M's training steps on the CPU: wm's default against the layouts and precisions a CPU offers.
 
-A training step here is what wm/vae/train.py and wm/mdn/train.py run per batch (device_check.py's
+A training step here is what wm/vae/train.py and wm/mdn/train.py run per batch (device_check_steps.py's
 vae_stepper and mdn_stepper: forward, loss, backward, clip, Adam), on a batch of the configured size
 (vae.batch_size frames of 64x64x3; mdn.batch_size windows of mdn.seq_len steps), with random inputs.
 The variants, each measured side by side in alternating repeats of one process:
@@ -23,7 +23,7 @@ import time
 
 import torch
 
-from device_check import mdn_stepper, vae_stepper  # benchmarks/: the steps of wm's training loops
+from device_check_steps import mdn_stepper, vae_stepper  # benchmarks/: the steps of wm's training loops
 from wm.config import load_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
