@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from benchmarks.policy_coverage import coverage
+from analysis.policy_coverage import coverage
 from wm.envs.car_racing.policies import BrownianPolicy, RandomControllerPolicy, UniformPolicy
 
 

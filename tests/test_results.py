@@ -11,7 +11,7 @@ hold: every episode a plausible CarRacing episode, and the chunk's mean return w
 of the recorded one, the standard error measured on the recording machine across every code path that
 changed the returns and across 32 redraws of the chunk with other z-noise streams, whichever is wider
 (a few code paths can miss a controller's rare failure; docs/numerics.md; docs/results/<set>/numerics.json, written by
-benchmarks/numerics_spread.py --results docs/results/<set>). The second test forces such a path here for the budget
+analysis/numerics_spread.py --results docs/results/<set>). The second test forces such a path here for the budget
 set (MKL's COMPATIBLE branch, the one that moved the returns on an AMD EPYC), so the bound check runs on every machine.
 
 It runs on wm/CarRacing-v3, which is pixel-identical to the CarRacing-v3 that produced the record and

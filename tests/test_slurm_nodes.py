@@ -110,12 +110,13 @@ def runs(slurm_nodes, tmp_path_factory):  # noqa: F811
     # generations: right after a checkpoint, rank 1 is inside its chunk of the next generation (seconds).
     killed = chain_dir(root, "killed", f", generations: 100000, worker_timeout: {WORKER_TIMEOUT}, "
                                        "max_steps: 50, eval_every: 0")
-    procs = {name: submit(slurm_nodes, workdir, nodes, "nodes.yaml")
-             for name, workdir, nodes in [("two", two, 2), ("one", one, 1), ("killed", killed, 2)]}
-    jobs = {name: submitted(proc) for name, proc in procs.items()}
+    # The endless job first, alone: its killed rank and the abort that follows are over before the other
+    # chains start their MPI jobs. (With them side by side, a two-node `wm evaluate` starting up while the
+    # killed job was torn down failed in MPI_Init, its PMI2 requests garbled, in two full suites of 2 of 2.)
+    jobs = {"killed": submitted(submit(slurm_nodes, killed, 2, "nodes.yaml"))}
     print(f"\nsubmitted in {time.monotonic() - start:.0f} s")
 
-    # The endless job: once it has checkpointed a generation, kill the rank on wmnode2 (working, see above).
+    # Once it has checkpointed a generation, kill the rank on wmnode2 (working, see above).
     log = killed / "results" / "logs" / "train_controller" / "z_h.log"
     hosts = wait_for(lambda: (killed / "results" / "controller" / "z_h" / "checkpoint.pkl").exists()
                      and len(h := rank_hosts(log.read_text())) == RANKS and h, 300,
@@ -128,7 +129,11 @@ def runs(slurm_nodes, tmp_path_factory):  # noqa: F811
     wait_for(lambda: all(r["JobState"] in TERMINAL for r in slurm_nodes.jobs(controller)), 120,
              "the job whose rank was killed did not end")
     ended_after = time.monotonic() - killed_at
+    slurm_nodes.wait([jobs["killed"]["evaluate-z_h"]], timeout=60)  # cancelled: its dependency failed
 
+    procs = {name: submit(slurm_nodes, workdir, nodes, "nodes.yaml") for name, workdir, nodes in [("two", two, 2),
+                                                                                                 ("one", one, 1)]}
+    jobs |= {name: submitted(proc) for name, proc in procs.items()}
     records = {name: {stage: slurm_nodes.wait([job_id], timeout=300) for stage, job_id in ids.items()
                       if stage in ("controller-z_h", "evaluate-z_h")} for name, ids in jobs.items()}
     print(f"\ntwo-node Slurm: three chains (controller + evaluate) in {time.monotonic() - start:.0f} s; "

@@ -82,11 +82,17 @@ def test_bad_inputs_get_one_clear_line(tiny_run, tmp_path):
     from wm.files import save_torch
 
     wrong = tmp_path / "controller.pt"
-    save_torch(wrong, {"kind": "controller", "variant": "z_h", "params": torch.zeros(99)})
+    save_torch(wrong, {"kind": "controller", "variant": "z_h", "params": torch.zeros(99), "config": {"z_sample": True}})
     result = wm("evaluate", *tiny_args(), "--vae", tiny_run / "vae" / "model.pt", "--mdn", tiny_run / "mdn" / "model.pt",
                 "--controller", wrong, "--out", tmp_path / "eval", check=False)
     assert result.returncode == 2
     assert f"{wrong}: controller has 99 parameters, but a 'z_h' controller on this V and M needs 867" in result.stderr
+    foreign = tmp_path / "foreign.pt"
+    save_torch(foreign, {"kind": "controller", "variant": "z_h", "params": torch.zeros(867)})
+    result = wm("evaluate", *tiny_args(), "--vae", tiny_run / "vae" / "model.pt", "--mdn", tiny_run / "mdn" / "model.pt",
+                "--controller", foreign, "--out", tmp_path / "eval", check=False)
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        f"wm evaluate: error: {foreign}: a controller checkpoint without 'config' (not written by wm, or damaged)"], result.stderr
     missing = wm("train-vae", *tiny_args(), "--data", tmp_path / "shard-0009.zarr", "--out", tmp_path / "vae",
                  check=False)
     assert missing.returncode == 2 and "shard-0009.zarr: store not found" in missing.stderr

@@ -54,8 +54,9 @@ def save_torch(path: str | Path, obj) -> None:
         torch.save(obj, tmp)
 
 
-def load_checkpoint(path: str | Path, kind: str) -> dict:
-    """Load a checkpoint written by save_torch and check that it is a `kind` checkpoint."""
+def load_checkpoint(path: str | Path, kind: str, required: tuple[str, ...] = ()) -> dict:
+    """Load a checkpoint written by save_torch and check that it is a `kind` checkpoint holding the
+    `required` keys (one line naming the first missing key, before any work)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: {kind} checkpoint not found")
@@ -65,6 +66,9 @@ def load_checkpoint(path: str | Path, kind: str) -> dict:
         raise ValueError(f"{path}: not a readable {kind} checkpoint ({type(exc).__name__}: {exc})") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("kind") != kind:
         raise ValueError(f"{path}: not a {kind} checkpoint")
+    missing = [key for key in required if key not in checkpoint]
+    if missing:
+        raise ValueError(f"{path}: a {kind} checkpoint without {missing[0]!r} (not written by wm, or damaged)")
     return checkpoint
 
 

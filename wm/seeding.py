@@ -21,7 +21,7 @@ PURPOSES: dict[str, tuple[int, ...]] = {
     "evaluate_noise": (8, 2 * 10**9),  # (episode,): z sampling in the final evaluation
     "dream": (9,),              # (): M's sampling in `wm dream`
     "collect_agent": (10,),     # (shard, episode[, 1]): as collect, for collect.policy agent (iterative training)
-    "numerics_redraw": (11,),   # (redraw, episode): z sampling in benchmarks/numerics_spread.py's redraws
+    "numerics_redraw": (11,),   # (redraw, episode): z sampling in analysis/numerics_spread.py's redraws
     # The final set (wm evaluate --tracks final): fixed on 2026-12-05 before any further training, scored once
     # per shipped controller; no training, held-out curve, selection or earlier evaluation drew from it.
     "final_track": (12,),       # (episode,): the final set's tracks

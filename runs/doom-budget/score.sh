@@ -10,6 +10,7 @@ set -eu
 TAU=${1:?usage: score.sh TAU | random}
 SET=docs/results/doom-budget
 BIN=.venv/bin
+export PATH="$PWD/$BIN:$PATH"  # the workflow's rules call wm, as under make run
 CONF="--config config.yaml --config presets/doom-budget.yaml"
 if [ "$TAU" = random ]; then
   "$BIN/wm" evaluate-random $CONF --out "$SET/random_policy"

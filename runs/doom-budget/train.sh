@@ -13,6 +13,7 @@ TAU=${1:-1.15}
 RUN=results/doom-budget
 SET=docs/results/doom-budget
 BIN=.venv/bin
+export PATH="$PWD/$BIN:$PATH"  # the workflow's rules call wm, as under make run
 if [ ! -f "$SET/vae.pt" ] || [ ! -f "$SET/mdn.pt" ] || [ ! -d "$SET/dream_starts.zarr" ]; then
   "$BIN/snakemake" --profile profiles/local --configfile presets/doom-budget.yaml --until train_mdn
   "$BIN/wm" export --vae "$RUN/vae/model.pt" --mdn "$RUN/mdn/model.pt" --out "$SET"

@@ -40,4 +40,4 @@ for variant in z_h z; do
   .venv/bin/mpiexec -n 2 .venv/bin/wm evaluate --config config.yaml --config presets/budget.yaml \
       --vae "$OUT/vae.pt" --mdn "$OUT/mdn.pt" --controller "$OUT/controller_$variant.pt" --out "$OUT/eval/$variant"
 done
-.venv/bin/python benchmarks/numerics_spread.py --results "$OUT"
+.venv/bin/python analysis/numerics_spread.py --results "$OUT"

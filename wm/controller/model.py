@@ -94,7 +94,7 @@ class Controller:
 def load_controller(path: str | Path, z_dim: int, hidden: int, action_dim: int, env: str | None = None) -> Controller:
     """C from a controller checkpoint, checked against the environment (`env`, an env.name, when given)
     first, then the V (z_dim) and M (hidden, action_dim) it will drive with."""
-    checkpoint = load_checkpoint(path, "controller")
+    checkpoint = load_checkpoint(path, "controller", required=("variant", "params", "config"))
     if env is not None and checkpoint_env(checkpoint) != env:
         raise ValueError(f"{path}: a controller trained for env.name {checkpoint_env(checkpoint)!r}, but this "
                          f"run's env.name is {env!r}")

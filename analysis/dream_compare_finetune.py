@@ -4,7 +4,7 @@ directly; cumulative real frames and the held-out score on the same 32 tracks be
 docs/results/dream/finetune_vs_zero.csv and prints the real frames each run took to first reach the
 from-zero run's final held-out score (the budget preset's 856.9 at generation 40).
 
-  .venv/bin/python docs/results/dream/compare_finetune.py runs/dream/finetune_tau1.25/z_h/log.csv
+  .venv/bin/python analysis/dream_compare_finetune.py runs/dream/finetune_tau1.25/z_h/log.csv
 """
 import csv
 import math

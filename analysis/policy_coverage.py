@@ -1,6 +1,6 @@
 """How much of the track each random policy shows V and M: distinct track tiles visited per episode.
 
-    .venv/bin/python benchmarks/policy_coverage.py [--episodes 8] [--steps 1000]
+    .venv/bin/python analysis/policy_coverage.py [--episodes 8] [--steps 1000]
 
 Same tracks for every policy; prints mean ± std tiles visited and the mean return."""
 

@@ -3,7 +3,7 @@ N dream episodes each (seeded by the evaluation tracks' seeds), at tau 1.0, 1.15
 the all-zero controller (straight on, gas 0.5). Prints one line per (controller, tau) and writes
 them to the JSON file named by the environment variable OUT (default /tmp/dream_scores.json).
 
-  OUT=docs/results/dream/dream_scores_committed.json .venv/bin/python docs/results/dream/dream_scores.py 64 \
+  OUT=docs/results/dream/dream_scores_committed.json .venv/bin/python analysis/dream_scores.py 64 \
       zeros docs/results/budget/controller_z_h.pt
 """
 import glob, json, os, sys

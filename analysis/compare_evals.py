@@ -2,7 +2,7 @@
 (the figures docs/results.md quotes for each scored controller). Every evaluation compared must have run
 on the same tracks (the same `track_seeds`), which is what makes the difference paired.
 
-    .venv/bin/python runs/solve/compare_evals.py runs/solve/round-3/eval_gen40 runs/solve/round-2/eval_gen40 ...
+    .venv/bin/python analysis/compare_evals.py runs/solve/round-3/eval_gen40 runs/solve/round-2/eval_gen40 ...
 
 Each argument is a folder with returns.json (`wm evaluate --out`) or the file itself.
 """

@@ -8,7 +8,7 @@ The heads are linear in h, so they are fitted exactly: least squares for the rew
 regression (full-batch L-BFGS) for the done logit. Writes mdn.pt (M + heads, float32: the LSTM is
 the committed one bit for bit) and heads.json (validation errors against the trivial baselines).
 
-  .venv/bin/python docs/results/dream/fit_heads.py results/budget/latents/*.zarr --out docs/results/dream
+  .venv/bin/python analysis/dream_fit_heads.py results/budget/latents/*.zarr --out docs/results/dream
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def main():
     save_torch(args.out / "mdn.pt", {"kind": "mdn", "z_dim": mdn.z_dim, "hidden": mdn.hidden,
                                      "gaussians": mdn.gaussians, "reward_head": True, "done_head": True,
                                      "state_dict": mdn.state_dict(), "config": checkpoint.get("config"),
-                                     "heads": "fitted on the frozen M by docs/results/dream/fit_heads.py",
+                                     "heads": "fitted on the frozen M by analysis/dream_fit_heads.py",
                                      "versions": versions()})
     (args.out / "heads.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))

@@ -3,14 +3,14 @@ it starts from and for each stage after it, with the CMA-ES training frames coun
 run's start (held-out episodes not included). Prints one table (the one in docs/results.md); with
 --plot PATH also draws it, with each generation's population mean, against the frames.
 
-    .venv/bin/python runs/solve/heldout_curve.py [--plot docs/results/solve/heldout_curve.png]
+    .venv/bin/python analysis/heldout_curve.py [--plot docs/results/solve/heldout_curve.png]
 """
 
 import argparse
 import csv
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 HELDOUT_TRACKS = 32  # controller.eval_episodes of every stage (the budget preset's and presets/solve.yaml's)
 RUNS = {  # each stage continues the one before it (controller.init)
     "budget (from zero)": "docs/results/budget/controller_z_h/log.csv",

@@ -1,7 +1,7 @@
 """How much another CPU's rounding can move the committed results: the first evaluation chunk of each
 committed controller under forced CPU code paths.
 
-    .venv/bin/python benchmarks/numerics_spread.py [--results docs/results/budget] [--variants z_h z] [--modes ...]
+    .venv/bin/python analysis/numerics_spread.py [--results docs/results/budget] [--variants z_h z] [--modes ...]
         [--redraws 32] [--add-redraws]
 
 tests/test_results.py reruns the first evaluation chunk (episodes 0..15 of the evaluation seeds, one
@@ -443,7 +443,7 @@ def main() -> None:
     started = time.perf_counter()
     if args.add_redraws:
         return add_redraws(out, results, args)
-    command = "benchmarks/numerics_spread.py" + ("" if results == RESULTS else f" --results {results.relative_to(REPO)}")
+    command = "analysis/numerics_spread.py" + ("" if results == RESULTS else f" --results {results.relative_to(REPO)}")
     report: dict = {"command": f".venv/bin/python {command}", "machine": machine(),
                     "chunk": {"episodes": f"0..{CHUNK - 1} of the evaluation seeds", "env": "wm/CarRacing-v3",
                               "lockstep_batch": CHUNK, "torch_threads": 1},

@@ -2,7 +2,7 @@
 and in M's dream at tau 1.25 from the same seeds: return, steps, tiles, how each episode ended and
 the action statistics. Writes docs/results/dream/behaviour.json.
 
-  .venv/bin/python docs/results/dream/behaviour.py results/dream/controller_tau1.25/z_h/controller.pt \
+  .venv/bin/python analysis/dream_behaviour.py results/dream/controller_tau1.25/z_h/controller.pt \
       docs/results/budget/controller_z_h.pt
 """
 import json, sys, glob, numpy as np, torch
