@@ -30,6 +30,7 @@ bench "$PY" benchmarks/bench_evaluator.py --repeats 3
 bench "$PY" benchmarks/bench_encoder.py
 bench "$PY" benchmarks/bench_train.py --threads 1 2 --repeats 3 --batches 4
 bench "$PY" benchmarks/bench_dream.py
+bench "$PY" benchmarks/bench_doom.py
 bench "$PY" benchmarks/bench_scaling.py --ranks 1 2 --popsize 8 --rollouts 4 --steps 300 --envs 4 --env wm/CarRacing-v3
 bench "$PY" analysis/policy_coverage.py --episodes 8 --steps 1000 --env wm/CarRacing-v3
 bench "$PY" benchmarks/paper_cost.py

@@ -70,6 +70,20 @@ def test_turn_thresholds_are_the_originals():
     assert [turn_button(a) for a in (-1.0, -0.34, -0.33, 0.0, 0.33, 0.34, 1.0)] == [1, 1, 0, 0, 0, 2, 2]
 
 
+def test_the_data_policy_holds_each_turn_for_1_to_10_steps_and_uniform_draws_every_step():
+    def turns(name: str) -> np.ndarray:
+        policy = PLUGIN.random_policies[name](np.random.default_rng(3), {})
+        return np.array([policy(None)[0] for _ in range(2000)])
+
+    held = turns("repeated_random")
+    runs = np.diff(np.flatnonzero(np.diff(held) != 0))  # lengths of the holds between two changes
+    assert runs.min() >= 1 and runs.max() <= 10 and 4.5 < runs.mean() < 6.5  # uniform 1-10: mean 5.5
+    every = turns("uniform")
+    assert np.all(np.diff(every) != 0) and -1 <= every.min() and every.max() <= 1
+    # the game's three actions about equally often, as a uniform turn with thresholds at +-1/3 gives
+    assert np.allclose(np.bincount([turn_button(a) for a in every], minlength=3) / len(every), 1 / 3, atol=0.04)
+
+
 def test_the_same_shard_gives_the_same_bytes_and_short_episodes_are_dropped_and_listed(tmp_path):
     """Shard 17 of the budget run's seeds: its episode 1 dies at frame 95 and is redrawn (the original keeps
     episodes over 100 frames); the shard says so. Collected twice: the same arrays and metadata."""

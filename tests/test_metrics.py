@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import re
 import time
 
 import pytest
@@ -175,6 +176,25 @@ assert not any(name.startswith(("tensorboard", "torch.utils.tensorboard")) for n
 """
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, capture_output=True, text=True)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_iterated_progress_bar_counts_each_item_once_while_the_ticker_prints():
+    from wm.metrics import progress
+
+    log = io.StringIO()
+    items = list(_slowly(progress(list(range(150)), desc="episodes", file=log, log_seconds=0.3)))
+    assert items == list(range(150))
+    lines = log.getvalue().splitlines()
+    counts = [int(re.search(r"(\d+)/150", line)[1]) for line in lines if re.search(r"(\d+)/150", line)]
+    # every line shows its count out of 150 (a bar counted past its total drops the "/150"), never going back
+    assert len(counts) == len(lines) and counts == sorted(counts) and counts[-1] == 150, lines
+
+
+def _slowly(bar):
+    """Items much shorter than the ticker's interval, as episodes are against a log's 30 s."""
+    for item in bar:
+        time.sleep(0.02)
+        yield item
 
 
 def test_progress_prints_whole_lines_at_least_every_interval_in_a_log():

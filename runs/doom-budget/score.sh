@@ -1,7 +1,7 @@
 #!/bin/sh
 # Stage 3 of the DoomTakeCover budget run (issue 29): score the controller CMA-ES evolved in M's dream at
 # temperature TAU (runs/doom-budget/train.sh TAU), in the real game and in the dream, into the committed set:
-#   sh runs/doom-budget/score.sh TAU          (the random policy's baseline once: sh runs/doom-budget/score.sh random)
+#   sh runs/doom-budget/score.sh TAU          (the random policies' baselines once: sh runs/doom-budget/score.sh random)
 # Real: `wm evaluate` on the 100 evaluation episodes of VizdoomTakeCover-v1 (2 MPI ranks; returns.json,
 # histogram.png, episode.gif). Dream: `wm evaluate --dream` on the same seeds at TAU. Then V's decoding of
 # the controller's dream (dream.gif: its first 300 steps at most), from the first frame of shard 0 (collected again if it is missing:
@@ -12,8 +12,9 @@ SET=docs/results/doom-budget
 BIN=.venv/bin
 export PATH="$PWD/$BIN:$PATH"  # the workflow's rules call wm, as under make run
 CONF="--config config.yaml --config presets/doom-budget.yaml"
-if [ "$TAU" = random ]; then
+if [ "$TAU" = random ]; then  # the data policy (a turn held 1-10 steps), and a new turn every step
   "$BIN/wm" evaluate-random $CONF --out "$SET/random_policy"
+  "$BIN/wm" evaluate-random $CONF --override '{"collect": {"policy": "uniform"}}' --out "$SET/random_uniform"
   exit 0
 fi
 RUN=runs/doom-budget/tau-$TAU/z_c_h

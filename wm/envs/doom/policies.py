@@ -1,6 +1,9 @@
-"""Take Cover's random data policy, as the original code's `doomrnn/extract.py`: a turn value drawn
-uniformly from [-1, 1] and held for a number of steps drawn uniformly from 1-10, then another.
-Built per episode from its own random generator, so an episode's actions are fixed by its seed."""
+"""Take Cover's random policies, each built per episode from its own random generator, so that an
+episode's actions are fixed by its seed:
+- repeated_random, the data policy, as the original code's `doomrnn/extract.py`: a turn value drawn
+  uniformly from [-1, 1] and held for a number of steps drawn uniformly from 1-10, then another;
+- uniform: a new turn value every step (the game's three actions about equally often), the baseline
+  beside the paper's random policy (210 +- 108)."""
 
 from __future__ import annotations
 
@@ -21,8 +24,15 @@ class RepeatedRandomPolicy:
         return self.action
 
 
-RANDOM_POLICIES = {"repeated_random": lambda rng, settings: RepeatedRandomPolicy(rng)}
+def uniform_policy(rng: np.random.Generator):
+    return lambda frame: np.array([rng.uniform(-1.0, 1.0)])
+
+
+RANDOM_POLICIES = {"repeated_random": lambda rng, settings: RepeatedRandomPolicy(rng),
+                   "uniform": lambda rng, settings: uniform_policy(rng)}
 
 
 def policy_parameters(name: str, settings: dict) -> dict:
+    if name == "uniform":
+        return {"turn": "uniform(-1, 1) every step"}
     return {"turn": "uniform(-1, 1)", "hold_steps": f"uniform 1-{LONGEST_HOLD}"}
