@@ -4,6 +4,7 @@ setting that changes the result is refused in one line naming the setting, never
 
 import copy
 import csv
+import math
 import os
 import signal
 import subprocess
@@ -24,6 +25,12 @@ from wm.vae.train import run_fingerprint as vae_fingerprint
 def losses(path):
     with open(path) as f:
         return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
+
+
+def same_losses(rows: list[dict], expected: list[dict]) -> bool:
+    """The same epochs and columns, each value equal to 1e-6 relative (see test_vae_and_mdn_resume_after_a_kill)."""
+    return [list(r) for r in rows] == [list(r) for r in expected] and all(
+        math.isclose(float(r[k]), float(e[k]), rel_tol=1e-6) for r, e in zip(rows, expected) for k in r)
 
 
 def kill_after_first_epoch(cmd, checkpoint):
@@ -53,7 +60,12 @@ def test_vae_and_mdn_resume_after_a_kill(tiny_run, tmp_path):
         assert not (resumed / "model.pt").exists()
         result = subprocess.run([*cmd, "--out", str(resumed)], cwd=REPO, capture_output=True, text=True, check=True)
         assert "resuming after epoch" in result.stdout
-        assert losses(resumed / "metrics.csv") == losses(whole / "metrics.csv"), stage
+        # The trained weights are bit-identical; the reported losses are forward-only sums, whose last bits can
+        # follow how a parallel reduction was split under load (one CI run: M's epochs 37 and 39 differed in
+        # the 8th digit while every epoch after them matched), so they are compared to 1e-6.
+        weights = [torch.load(folder / "model.pt", weights_only=False)["state_dict"] for folder in (whole, resumed)]
+        assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0]), stage
+        assert same_losses(losses(resumed / "metrics.csv"), losses(whole / "metrics.csv")), stage
         # The checkpoint stays, so that the finished run can be extended.
         assert (resumed / "checkpoint.pt").exists()
 
@@ -72,7 +84,7 @@ def test_raising_epochs_extends_a_finished_v_and_m_and_other_settings_are_refuse
         result = subprocess.run([*cmd, "--config", str(long), "--out", str(extended)], cwd=REPO, capture_output=True,
                                 text=True, check=True)
         assert "resuming after epoch" in result.stdout, stage
-        assert losses(extended / "metrics.csv") == losses(whole / "metrics.csv"), stage
+        assert same_losses(losses(extended / "metrics.csv"), losses(whole / "metrics.csv")), stage
         weights = [torch.load(folder / "model.pt", weights_only=False)["state_dict"] for folder in (whole, extended)]
         assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0]), stage
 
