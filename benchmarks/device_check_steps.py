@@ -168,22 +168,27 @@ def compile_skipped(ctx, group: str, device_type: str) -> bool:
     return bool(blocker)
 
 
-def part_v_compile(ctx, device_type: str) -> None:
+def run_compiled(ctx, group: str, device_type: str, setting: str, run) -> None:
+    """One torch.compile variant of a part, labelled with its setting (and threads on the CPU); a compile
+    that fails becomes a row saying why."""
     import torch
 
-    settings, size = v_group(ctx.quick)
+    label = f"{setting} torch.compile" + (f", {torch.get_num_threads()} threads" if device_type == "cpu" else "")
+    try:
+        run(label)
+    except Exception as exc:
+        ctx.row(group, device_type, label, note=f"failed: {first_line(exc)}{python_headers_note()}")
+
+
+def part_v_compile(ctx, device_type: str) -> None:
+    settings, _ = v_group(ctx.quick)
     device = torch_setup("cpu" if device_type == "cpu" else "auto")
     if compile_skipped(ctx, "V step", device_type):
         return
     variants = [(False, False)] if device_type == "cpu" else [(True, True), (False, False)]
     for bf16, cl in variants:
-        label = f"{'bf16' if bf16 else 'fp32'} {'channels_last' if cl else 'NCHW'} torch.compile"
-        if device_type == "cpu":
-            label += f", {torch.get_num_threads()} threads"
-        try:
-            run_v_variant(ctx, device, bf16, cl, True, settings, label)
-        except Exception as exc:
-            ctx.row("V step", device_type, label, note=f"failed: {first_line(exc)}{python_headers_note()}")
+        run_compiled(ctx, "V step", device_type, f"{'bf16' if bf16 else 'fp32'} {'channels_last' if cl else 'NCHW'}",
+                     lambda label: run_v_variant(ctx, device, bf16, cl, True, settings, label))
 
 
 def run_m_variant(ctx, device, bf16, compiled, settings, label, baseline=False):
@@ -222,17 +227,10 @@ def part_m_step(ctx) -> None:
 
 
 def part_m_compile(ctx, device_type: str) -> None:
-    import torch
-
     settings, _ = m_group(ctx.quick)
     device = torch_setup("cpu" if device_type == "cpu" else "auto")
     if compile_skipped(ctx, "M step", device_type):
         return
     bf16 = device_type == "cuda"
-    label = f"{'bf16' if bf16 else 'fp32'} torch.compile"
-    if device_type == "cpu":
-        label += f", {torch.get_num_threads()} threads"
-    try:
-        run_m_variant(ctx, device, bf16, True, settings, label)
-    except Exception as exc:
-        ctx.row("M step", device_type, label, note=f"failed: {first_line(exc)}{python_headers_note()}")
+    run_compiled(ctx, "M step", device_type, "bf16" if bf16 else "fp32",
+                 lambda label: run_m_variant(ctx, device, bf16, True, settings, label))

@@ -9,8 +9,8 @@ import math
 import os
 import signal
 import subprocess
-import sys
 import re
+import sys
 import time
 
 import pytest

@@ -10,7 +10,6 @@ set -eu
 TAU=${1:?usage: score.sh TAU | random}
 SET=docs/results/doom-budget
 BIN=.venv/bin
-export PATH="$PWD/$BIN:$PATH"  # the workflow's rules call wm, as under make run
 CONF="--config config.yaml --config presets/doom-budget.yaml"
 if [ "$TAU" = random ]; then  # the data policy (a turn held 1-10 steps), and a new turn every step
   "$BIN/wm" evaluate-random $CONF --out "$SET/random_policy"
